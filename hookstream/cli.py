@@ -1,0 +1,106 @@
+"""The `hookstream` command. Each subcommand reads the settings once and hands them to its service.
+
+The services are imported inside their subcommands, so `hookstream kafka …` never loads aiohttp or
+Faust, and this package keeps its promise of not importing Faust.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from hookstream import localkafka, logs
+from hookstream.errors import HookstreamError
+from hookstream.kafka import TopicAdmin, core_topics
+from hookstream.settings import Settings
+from hookstream.tail import tail
+from hookstream.topics import Topics
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hookstream",
+        description="Webhooks into Kafka, out as CloudEvents. Settings: HOOKSTREAM_* variables.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    kafka = commands.add_parser("kafka", help="the local single-node Kafka for development and tests")
+    kafka.add_argument("action", choices=("start", "stop", "status"))
+    commands.add_parser("topics", help="create or verify the raw, firehose and dead-letter topics")
+    commands.add_parser("receivers", help="run the HTTP receivers")
+    commands.add_parser("worker", help="run one processor worker (start several to scale out)")
+    tail = commands.add_parser("tail", help="print normalized events as they arrive")
+    tail.add_argument("topic", nargs="?", help="topic to follow (default: the firehose)")
+    tail.add_argument("--from-beginning", action="store_true", help="start at the oldest retained event")
+    tail.add_argument("--json", action="store_true", help="print each CloudEvent as one JSON line")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        logs.configure(settings.log_level)
+        return _run(args, settings)
+    except HookstreamError as exc:
+        print(f"hookstream: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command == "kafka":
+        logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # probing a stopped broker is expected
+        if args.action == "start":
+            localkafka.start(settings)
+        elif args.action == "stop":
+            localkafka.stop(settings)
+        else:
+            return 0 if localkafka.status(settings) else 1
+    elif args.command == "topics":
+        asyncio.run(_topics(settings))
+    elif args.command == "receivers":
+        from receivers.main import run as run_receivers
+
+        run_receivers(settings)
+    elif args.command == "worker":
+        from processor.main import run as run_worker
+
+        run_worker(settings)
+    elif args.command == "tail":
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(
+                tail(
+                    settings,
+                    args.topic or Topics(settings.namespace).events,
+                    from_beginning=args.from_beginning,
+                    as_json=args.json,
+                )
+            )
+    return 0
+
+
+async def _topics(settings: Settings) -> None:
+    specs = core_topics(settings)
+    admin = TopicAdmin(settings)
+    await admin.start()
+    try:
+        created = set(await admin.ensure(specs))
+        partitions = await admin.partitions(spec.name for spec in specs)
+    finally:
+        await admin.close()
+    for spec in specs:
+        state = "created" if spec.name in created else "exists"
+        found = partitions.get(spec.name)
+        note = (
+            "" if found == spec.partitions else f"  (has {found} partitions, settings say {spec.partitions})"
+        )
+        print(f"{state:8} {spec.name}{note}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,135 @@
+"""Kafka administration both services share: is the broker there, and do our topics exist.
+
+Topics are created explicitly with our partition count, replication factor and retention rather than by
+the broker's auto-create (which would use the broker's defaults, and is often off in production).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError
+
+from hookstream.settings import Settings
+from hookstream.topics import Topics
+
+log = logging.getLogger(__name__)
+
+DAY_MS = 86_400_000
+TOPIC_ALREADY_EXISTS = 36
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    replication_factor: int
+    config: dict[str, str] = field(default_factory=dict)
+
+
+def topic_spec(settings: Settings, name: str, *, retention_days: int = 7) -> TopicSpec:
+    """A data topic of this deployment: the configured partitions and replication, time retention."""
+    return TopicSpec(
+        name=name,
+        partitions=settings.topic_partitions,
+        replication_factor=settings.replication_factor,
+        config={
+            "retention.ms": str(retention_days * DAY_MS),
+            "min.insync.replicas": "2" if settings.replication_factor >= 3 else "1",
+            "max.message.bytes": str(max_record_bytes(settings)),
+        },
+    )
+
+
+def max_record_bytes(settings: Settings) -> int:
+    """Room for the largest record we write: a CloudEvent wraps a body of up to max_body_bytes,
+    escaped as JSON string content in the worst case, plus headers."""
+    return settings.max_body_bytes * 2 + 64 * 1024
+
+
+def core_topics(settings: Settings) -> list[TopicSpec]:
+    """The topics `hookstream topics` creates up front: raw, firehose, dead letters."""
+    topics = Topics(settings.namespace)
+    return [
+        *(topic_spec(settings, name) for name in topics.all_raw),
+        topic_spec(settings, topics.events),
+        topic_spec(settings, topics.dlq, retention_days=30),
+    ]
+
+
+async def kafka_answers(settings: Settings, timeout_s: float = 2.0) -> bool:
+    """True when a broker of `HOOKSTREAM_KAFKA_BOOTSTRAP` answers a metadata request in time."""
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.bootstrap_servers, request_timeout_ms=int(timeout_s * 1000)
+    )
+    try:
+        await asyncio.wait_for(admin.start(), timeout_s)
+        await asyncio.wait_for(admin.describe_cluster(), timeout_s)
+    except (KafkaError, OSError, TimeoutError):
+        return False
+    finally:
+        with contextlib.suppress(Exception):
+            await admin.close()
+    return True
+
+
+async def ensure_topics(settings: Settings, specs: Iterable[TopicSpec]) -> list[str]:
+    """Create the missing topics of `specs` with a short-lived admin client; return the names created."""
+    admin = TopicAdmin(settings)
+    await admin.start()
+    try:
+        return await admin.ensure(specs)
+    finally:
+        await admin.close()
+
+
+class TopicAdmin:
+    """Creates topics that do not exist yet, remembering what it has seen so a second call is free."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+        self._known: set[str] = set()
+        self._lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        await self._admin.start()
+        self._known.update(await self._admin.list_topics())
+
+    async def close(self) -> None:
+        await self._admin.close()
+
+    async def ensure(self, specs: Iterable[TopicSpec]) -> list[str]:
+        """Create the missing topics of `specs`; return the names created."""
+        missing = [spec for spec in specs if spec.name not in self._known]
+        if not missing:
+            return []
+        async with self._lock:
+            missing = [spec for spec in missing if spec.name not in self._known]
+            if not missing:
+                return []
+            response = await self._admin.create_topics(
+                [
+                    NewTopic(spec.name, spec.partitions, spec.replication_factor, topic_configs=spec.config)
+                    for spec in missing
+                ]
+            )
+            created = []
+            for name, code, *message in response.topic_errors:
+                if code not in (0, TOPIC_ALREADY_EXISTS):
+                    raise KafkaError(f"could not create topic {name}: error {code} {message}")
+                if code == 0:
+                    created.append(name)
+                self._known.add(name)
+            for name in created:
+                log.info("created topic", extra={"topic": name})
+            return created
+
+    async def partitions(self, names: Iterable[str]) -> dict[str, int]:
+        """The partition count of each existing topic of `names`."""
+        described = await self._admin.describe_topics(list(names))
+        return {topic["topic"]: len(topic["partitions"]) for topic in described if topic["error_code"] == 0}

@@ -1,0 +1,265 @@
+"""Every setting of SPEC §3, read from the environment once into one frozen, typed object.
+
+Both services and the CLI call `Settings.from_env()` at startup and pass the result down; nothing else
+reads the environment. A bad value raises `SettingsError`, whose message is one line naming the setting.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, TypeVar
+
+from hookstream.errors import SettingsError
+
+T = TypeVar("T")
+
+ProcessingGuarantee = Literal["at_least_once", "exactly_once"]
+MIN_TOKEN_LENGTH = 16
+_DURATION = re.compile(r"^\s*(\d+)\s*(ms|s|m|h|d|w)?\s*$")
+_DURATION_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+_NAMESPACE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{0,100}$")
+
+
+class Secret:
+    """A credential that never shows itself in a repr, a log line or a traceback."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    kafka_bootstrap: str = "localhost:9092"
+    namespace: str = "hookstream"
+    x_consumer_secrets: tuple[Secret, ...] = ()
+    hootsuite_secrets: tuple[Secret, ...] = ()
+    hootsuite_sso_tolerance_s: int = 300
+    hootsuite_events_token: Secret | None = None
+    websitetoolbox_token: Secret | None = None
+    standard_secrets: Mapping[str, tuple[Secret, ...]] = field(default_factory=dict)
+    max_body_bytes: int = 1024 * 1024
+    ack_timeout_ms: int = 2500
+    http_host: str = "0.0.0.0"
+    http_port: int = 8080
+    dedup_window_s: float = 7 * 86400
+    processing_guarantee: ProcessingGuarantee = "at_least_once"
+    store: str = "memory://"
+    worker_port: int = 6066
+    topic_partitions: int = 6
+    replication_factor: int = 1
+    routes_file: Path | None = None
+    hootsuite_api_url: str = "https://platform.hootsuite.com"
+    hootsuite_client_id: str | None = None
+    hootsuite_client_secret: Secret | None = None
+    hootsuite_refresh_token: Secret | None = None
+    hootsuite_poll_interval_s: float = 30.0
+    log_level: str = "INFO"
+    cache_dir: Path = field(default_factory=lambda: Path.home() / ".cache" / "hookstream")
+
+    @property
+    def bootstrap_servers(self) -> list[str]:
+        return [s.strip() for s in self.kafka_bootstrap.split(",") if s.strip()]
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read and check every HOOKSTREAM_* variable; raise SettingsError on the first bad one."""
+        env = _Env(os.environ if environ is None else environ)
+        default = cls()
+        return cls(
+            kafka_bootstrap=env.get("HOOKSTREAM_KAFKA_BOOTSTRAP", default.kafka_bootstrap, _bootstrap),
+            namespace=env.get("HOOKSTREAM_NAMESPACE", default.namespace, _namespace),
+            x_consumer_secrets=env.get("HOOKSTREAM_X_CONSUMER_SECRETS", (), _secrets(min_length=1)),
+            hootsuite_secrets=env.get("HOOKSTREAM_HOOTSUITE_SECRETS", (), _secrets(min_length=1)),
+            hootsuite_sso_tolerance_s=env.get(
+                "HOOKSTREAM_HOOTSUITE_SSO_TOLERANCE", default.hootsuite_sso_tolerance_s, _int(1, 86400)
+            ),
+            hootsuite_events_token=env.get("HOOKSTREAM_HOOTSUITE_EVENTS_TOKEN", None, _token),
+            websitetoolbox_token=env.get("HOOKSTREAM_WEBSITETOOLBOX_TOKEN", None, _token),
+            standard_secrets=env.get("HOOKSTREAM_STANDARD_SECRETS", {}, _standard_secrets),
+            max_body_bytes=env.get(
+                "HOOKSTREAM_MAX_BODY_BYTES", default.max_body_bytes, _int(1, 64 * 1024**2)
+            ),
+            ack_timeout_ms=env.get("HOOKSTREAM_ACK_TIMEOUT_MS", default.ack_timeout_ms, _int(10, 120_000)),
+            http_host=env.get("HOOKSTREAM_HTTP_HOST", default.http_host, _nonempty),
+            http_port=env.get("HOOKSTREAM_HTTP_PORT", default.http_port, _int(0, 65535)),
+            dedup_window_s=env.get("HOOKSTREAM_DEDUP_WINDOW", default.dedup_window_s, _duration),
+            processing_guarantee=env.get(
+                "HOOKSTREAM_PROCESSING_GUARANTEE", default.processing_guarantee, _guarantee
+            ),
+            store=env.get("HOOKSTREAM_STORE", default.store, _store),
+            worker_port=env.get("HOOKSTREAM_WORKER_PORT", default.worker_port, _int(0, 65535)),
+            topic_partitions=env.get(
+                "HOOKSTREAM_TOPIC_PARTITIONS", default.topic_partitions, _int(1, 10_000)
+            ),
+            replication_factor=env.get(
+                "HOOKSTREAM_REPLICATION_FACTOR", default.replication_factor, _int(1, 16)
+            ),
+            routes_file=env.get("HOOKSTREAM_ROUTES", None, _existing_file),
+            hootsuite_api_url=env.get("HOOKSTREAM_HOOTSUITE_API_URL", default.hootsuite_api_url, _http_url),
+            hootsuite_client_id=env.get("HOOKSTREAM_HOOTSUITE_CLIENT_ID", None, _nonempty),
+            hootsuite_client_secret=env.get("HOOKSTREAM_HOOTSUITE_CLIENT_SECRET", None, _secret),
+            hootsuite_refresh_token=env.get("HOOKSTREAM_HOOTSUITE_REFRESH_TOKEN", None, _secret),
+            hootsuite_poll_interval_s=env.get(
+                "HOOKSTREAM_HOOTSUITE_POLL_INTERVAL", default.hootsuite_poll_interval_s, _duration
+            ),
+            log_level=env.get("HOOKSTREAM_LOG_LEVEL", default.log_level, _log_level),
+            cache_dir=env.get("HOOKSTREAM_CACHE_DIR", default.cache_dir, Path),
+        )
+
+
+class _Env:
+    """Looks a variable up and parses it, turning any parse error into a SettingsError naming it."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+
+    def get(self, name: str, default: T, parse: Callable[[str], T]) -> T:
+        raw = self._environ.get(name)
+        if raw is None or raw.strip() == "":
+            return default
+        try:
+            return parse(raw.strip())
+        except (ValueError, binascii.Error) as exc:
+            raise SettingsError(name, str(exc)) from None
+
+
+def _nonempty(raw: str) -> str:
+    return raw
+
+
+def _int(low: int, high: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ValueError(f"expected a whole number, got {raw!r}") from None
+        if not low <= value <= high:
+            raise ValueError(f"must be between {low} and {high}, got {value}")
+        return value
+
+    return parse
+
+
+def _duration(raw: str) -> float:
+    match = _DURATION.match(raw)
+    if not match:
+        raise ValueError(f"expected a duration such as 30s, 15m, 12h or 7d, got {raw!r}")
+    seconds = int(match.group(1)) * _DURATION_SECONDS[match.group(2)]
+    if seconds <= 0:
+        raise ValueError("must be longer than zero")
+    return seconds
+
+
+def _bootstrap(raw: str) -> str:
+    for server in raw.split(","):
+        host, sep, port = server.strip().rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"expected host:port[,host:port…], got {raw!r}")
+    return raw
+
+
+def _namespace(raw: str) -> str:
+    if not _NAMESPACE.match(raw):
+        raise ValueError("must be letters, digits, '.', '_' or '-' (it prefixes every topic name)")
+    return raw
+
+
+def _secret(raw: str) -> Secret:
+    return Secret(raw)
+
+
+def _secrets(min_length: int) -> Callable[[str], tuple[Secret, ...]]:
+    def parse(raw: str) -> tuple[Secret, ...]:
+        values = [part.strip() for part in raw.split(",")]
+        if any(len(value) < min_length for value in values):
+            raise ValueError("an entry of the comma-separated list is empty")
+        return tuple(Secret(value) for value in values)
+
+    return parse
+
+
+def _token(raw: str) -> Secret:
+    if len(raw) < MIN_TOKEN_LENGTH:
+        raise ValueError(f"a URL token must be at least {MIN_TOKEN_LENGTH} characters, to be unguessable")
+    if not re.fullmatch(r"[A-Za-z0-9._~-]+", raw):
+        raise ValueError("a URL token may only use unreserved URL characters (A-Z a-z 0-9 . _ ~ -)")
+    return Secret(raw)
+
+
+def _standard_secrets(raw: str) -> dict[str, tuple[Secret, ...]]:
+    """`name=whsec_…` pairs; a name may repeat, so a sender's secrets can be rotated."""
+    secrets: dict[str, list[Secret]] = {}
+    for pair in raw.split(","):
+        name, sep, value = pair.strip().partition("=")
+        if not sep:
+            raise ValueError("expected comma-separated name=whsec_… pairs")
+        if not _NAME.match(name):
+            raise ValueError(f"sender name {name!r} must be lowercase letters, digits, '_' or '-'")
+        key = standard_secret_key(Secret(value))
+        if len(key) < 16:
+            raise ValueError(f"the secret of {name!r} is shorter than 16 bytes once decoded")
+        secrets.setdefault(name, []).append(Secret(value))
+    return {name: tuple(values) for name, values in secrets.items()}
+
+
+def standard_secret_key(secret: Secret) -> bytes:
+    """The HMAC key of a `whsec_<base64>` secret (the prefix and the padding are optional)."""
+    encoded = secret.reveal().removeprefix("whsec_")
+    return base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
+
+
+def _guarantee(raw: str) -> ProcessingGuarantee:
+    if raw == "at_least_once":
+        return "at_least_once"
+    if raw == "exactly_once":
+        return "exactly_once"
+    raise ValueError(f"expected at_least_once or exactly_once, got {raw!r}")
+
+
+def _store(raw: str) -> str:
+    if raw not in ("memory://", "rocksdb://") and not raw.startswith("rocksdb://"):
+        raise ValueError(f"expected memory:// or rocksdb://[path], got {raw!r}")
+    return raw
+
+
+def _existing_file(raw: str) -> Path:
+    path = Path(raw)
+    if not path.is_file():
+        raise ValueError(f"no such file: {raw}")
+    return path
+
+
+def _http_url(raw: str) -> str:
+    if not raw.startswith(("http://", "https://")):
+        raise ValueError(f"expected an http:// or https:// URL, got {raw!r}")
+    return raw.rstrip("/")
+
+
+def _log_level(raw: str) -> str:
+    level = raw.upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ValueError(f"expected DEBUG, INFO, WARNING or ERROR, got {raw!r}")
+    return level

@@ -1,0 +1,90 @@
+"""The Faust app "hookstream": the raw topics, the agent that batches them into the pipeline, and the
+worker's own HTTP server for /metrics and /healthz."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import faust
+from aiohttp import web
+from mode import Service
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from hookstream.settings import Settings
+from hookstream.topics import Topics
+from processor.metrics import ProcessorMetrics
+from processor.pipeline import Pipeline
+from processor.records import RawRecord
+
+BATCH_MAX = 500
+BATCH_WITHIN_S = 0.01
+
+
+def create_app(settings: Settings, metrics: ProcessorMetrics, pipeline: Pipeline) -> faust.App:
+    app = faust.App(
+        settings.namespace,
+        broker=[f"kafka://{server}" for server in settings.bootstrap_servers],
+        key_serializer="raw",
+        value_serializer="raw",
+        store=settings.store,
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=settings.replication_factor,
+        topic_allow_declare=False,
+        processing_guarantee="at_least_once",
+        broker_max_poll_records=BATCH_MAX,
+        consumer_auto_offset_reset="earliest",
+        web_enabled=True,
+        web_port=settings.worker_port,
+        web_bind=settings.http_host,
+    )
+    raw_topics = app.topic(*Topics(settings.namespace).all_raw, key_serializer="raw", value_serializer="raw")
+
+    @app.agent(raw_topics, name="normalize")
+    async def normalize_raw(stream: faust.StreamT[bytes]) -> None:
+        async for batch in cast(faust.Stream[bytes], stream).take_events(BATCH_MAX, within=BATCH_WITHIN_S):
+            await pipeline.handle([_raw_record(event.message) for event in batch])
+
+    app.web_server(WorkerWeb(settings, metrics))
+    return app
+
+
+def _raw_record(message: Any) -> RawRecord:
+    return RawRecord(
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        key=message.key,
+        value=message.value if message.value is not None else b"",
+        headers=dict(message.headers or ()),
+        timestamp_ms=int(message.timestamp * 1000),
+    )
+
+
+class WorkerWeb(Service):
+    """/metrics and /healthz on HOOKSTREAM_WORKER_PORT, in place of Faust's own web stack."""
+
+    def __init__(self, settings: Settings, metrics: ProcessorMetrics, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._settings = settings
+        self._metrics = metrics
+        self._runner: web.AppRunner | None = None
+
+    async def on_start(self) -> None:
+        app = web.Application()
+        app.router.add_get("/metrics", self._metrics_page)
+        app.router.add_get("/healthz", self._healthz)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, self._settings.http_host, self._settings.worker_port).start()
+
+    async def on_stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _metrics_page(self, _: web.Request) -> web.Response:
+        response = web.Response(body=generate_latest(self._metrics.registry))
+        response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+        return response
+
+    async def _healthz(self, _: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})

@@ -1,0 +1,26 @@
+"""The registry of normalizers: `hs-source` → `normalize(raw) -> Normalized`. Adding a sender is a
+module here and a line in `NORMALIZERS`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from processor.normalize import website_toolbox
+from processor.records import Invalid, Normalized, RawRecord
+
+Normalizer = Callable[[RawRecord], Normalized]
+
+NORMALIZERS: dict[str, Normalizer] = {
+    website_toolbox.NAME: website_toolbox.normalize,
+}
+
+UNKNOWN_SOURCE = "unknown_source"
+
+
+def normalize(raw: RawRecord) -> Normalized:
+    """Dispatch on the record's `hs-source` header; raises Invalid for anything that is not an event."""
+    source = raw.source
+    normalizer = NORMALIZERS.get(source or "")
+    if normalizer is None:
+        raise Invalid(UNKNOWN_SOURCE, f"no normalizer for hs-source {source!r}")
+    return normalizer(raw)

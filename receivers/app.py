@@ -1,0 +1,200 @@
+"""The receivers' aiohttp application: route table built once, handlers that only look up, verify,
+deliver and answer. Every status code a webhook route can give is chosen in `_answer`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from enum import Enum
+
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from hookstream import headers as H
+from hookstream.settings import Settings
+from hookstream.topics import Topics
+from receivers.delivery import Accepted, Delivery, RawRequest, Reason, Rejected, Reply
+from receivers.metrics import ReceiverMetrics
+from receivers.sink import RawSink, SinkUnavailable
+from receivers.sources import Challenge, Endpoint, Source
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+RETRY_AFTER_S = "5"
+
+
+class Outcome(Enum):
+    ACCEPTED = 200
+    UNAUTHORIZED = 401
+    TOO_LARGE = 413
+    UNAVAILABLE = 503
+
+
+def _answer(outcome: Outcome, request_id: str, reply_body: bytes = b"") -> web.Response:
+    """The one place that maps what happened to a delivery onto the HTTP answer."""
+    response_headers = {"X-Request-Id": request_id}
+    if outcome is Outcome.ACCEPTED:
+        if not reply_body:
+            return web.Response(status=200, headers=response_headers)
+        return web.Response(
+            status=200, body=reply_body, content_type="application/json", headers=response_headers
+        )
+    if outcome is Outcome.UNAVAILABLE:
+        response_headers["Retry-After"] = RETRY_AFTER_S
+    error = {
+        Outcome.UNAUTHORIZED: "unauthorized",
+        Outcome.TOO_LARGE: "body too large",
+        Outcome.UNAVAILABLE: "not stored; retry later",
+    }[outcome]
+    return web.json_response({"error": error}, status=outcome.value, headers=response_headers)
+
+
+def make_app(
+    settings: Settings, sources: list[Source], sink: RawSink, metrics: ReceiverMetrics
+) -> web.Application:
+    """Build the application from ready objects; `receivers.main` does the wiring from settings."""
+    app = web.Application(client_max_size=settings.max_body_bytes)
+    topics = Topics(settings.namespace)
+    for source in sources:
+        for endpoint in source.endpoints:
+            if isinstance(endpoint, Endpoint):
+                handler = _ingest_handler(settings, topics, source.name, endpoint, sink, metrics)
+            else:
+                handler = _challenge_handler(endpoint)
+            app.router.add_route(endpoint.method, endpoint.path, handler)
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def readyz(_: web.Request) -> web.Response:
+        if await sink.ready():
+            return web.json_response({"status": "ready"})
+        return web.json_response({"status": "kafka unreachable"}, status=503)
+
+    async def metrics_page(_: web.Request) -> web.Response:
+        response = web.Response(body=generate_latest(metrics.registry))
+        response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+        return response
+
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics_page)
+
+    async def sink_lifecycle(_: web.Application) -> AsyncIterator[None]:
+        await sink.start()
+        yield
+        await sink.stop()
+
+    app.cleanup_ctx.append(sink_lifecycle)
+    return app
+
+
+def _raw_request(request: web.Request, body: bytes, received_at_ms: int) -> RawRequest:
+    return RawRequest(
+        method=request.method,
+        headers=request.headers,
+        body=body,
+        received_at_ms=received_at_ms,
+        path_params=request.match_info,
+        query=request.query,
+    )
+
+
+def _ascii(value: str) -> bytes:
+    return value.encode("ascii", "backslashreplace")
+
+
+def _ingest_handler(
+    settings: Settings,
+    topics: Topics,
+    source: str,
+    endpoint: Endpoint,
+    sink: RawSink,
+    metrics: ReceiverMetrics,
+) -> Handler:
+    topic = topics.raw(source)
+    ack_timeout_s = settings.ack_timeout_ms / 1000
+    fixed_headers = ((H.SOURCE, source.encode()), (H.ROUTE, endpoint.route.encode()))
+    requests = metrics.requests
+    rejections = metrics.rejections
+
+    def refuse(reason: Reason, outcome: Outcome, request_id: str) -> web.Response:
+        rejections.labels(source, reason.value).inc()
+        log.info("refused", extra={"source": source, "reason": reason.value, "request_id": request_id})
+        return _answer(outcome, request_id)
+
+    async def handle(request: web.Request) -> web.Response:
+        started = time.perf_counter()
+        received_at_ms = time.time_ns() // 1_000_000
+        request_id = uuid.uuid4().hex
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            response = refuse(Reason.BODY_TOO_LARGE, Outcome.TOO_LARGE, request_id)
+        else:
+            response = await deliver(request, body, received_at_ms, request_id)
+        requests.labels(source, str(response.status)).inc()
+        metrics.request_seconds.labels(source).observe(time.perf_counter() - started)
+        return response
+
+    async def deliver(
+        request: web.Request, body: bytes, received_at_ms: int, request_id: str
+    ) -> web.Response:
+        verdict = endpoint.verify(_raw_request(request, body, received_at_ms))
+        if isinstance(verdict, Rejected):
+            return refuse(verdict.reason, Outcome.UNAUTHORIZED, request_id)
+        delivery = _delivery(request, body, received_at_ms, request_id, verdict)
+        produce_started = time.perf_counter()
+        try:
+            await asyncio.wait_for(sink.deliver(delivery), ack_timeout_s)
+        except (SinkUnavailable, TimeoutError):
+            return refuse(Reason.KAFKA_UNAVAILABLE, Outcome.UNAVAILABLE, request_id)
+        metrics.kafka_produce_seconds.observe(time.perf_counter() - produce_started)
+        return _answer(Outcome.ACCEPTED, request_id, endpoint.reply_body)
+
+    def _delivery(
+        request: web.Request, body: bytes, received_at_ms: int, request_id: str, verdict: Accepted
+    ) -> Delivery:
+        record_headers = [
+            *fixed_headers,
+            (H.RECEIVED_AT, str(received_at_ms).encode()),
+            (H.REQUEST_ID, request_id.encode()),
+            (H.AUTH, verdict.auth.encode()),
+            *verdict.headers,
+        ]
+        if content_type := request.headers.get("Content-Type"):
+            record_headers.append((H.CONTENT_TYPE, _ascii(content_type)))
+        for name in endpoint.keep_headers:
+            if (value := request.headers.get(name)) is not None:
+                record_headers.append((H.HTTP_PREFIX + name, _ascii(value)))
+        return Delivery(topic=topic, value=body, key=verdict.key, headers=tuple(record_headers))
+
+    return handle
+
+
+def _challenge_handler(challenge: Challenge) -> Handler:
+    async def handle(request: web.Request) -> web.Response:
+        reply: Reply = challenge.respond(_raw_request(request, b"", time.time_ns() // 1_000_000))
+        return web.Response(status=reply.status, body=reply.body, content_type=reply.content_type)
+
+    return handle
+
+
+class RouteAccessLogger(AbstractAccessLogger):
+    """Access log lines name the route pattern, never the path: path tokens are credentials."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        match_info = getattr(request, "match_info", None)
+        route = match_info.route.resource.canonical if match_info and match_info.route.resource else "-"
+        self.logger.info(
+            "%s %s %s %.1fms",
+            request.method,
+            route,
+            response.status,
+            time * 1000,
+        )

@@ -1,0 +1,44 @@
+"""`hookstream receivers`: wire settings into the app and serve it until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiohttp import web
+
+from hookstream.settings import Settings
+from receivers.app import RouteAccessLogger, make_app
+from receivers.metrics import ReceiverMetrics
+from receivers.sink import KafkaSink
+from receivers.sources import enabled_sources
+
+log = logging.getLogger("receivers")
+
+
+def run(settings: Settings) -> None:
+    sources = enabled_sources(settings)
+    if sources:
+        log.info("sources enabled", extra={"sources": ",".join(source.name for source in sources)})
+    else:
+        log.warning("no source is configured: every webhook route answers 404")
+    app = make_app(settings, sources, KafkaSink(settings), ReceiverMetrics())
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency wherever it installs
+        runner = asyncio.run
+    else:
+        runner = uvloop.run
+    runner(_serve(app, settings))
+
+
+async def _serve(app: web.Application, settings: Settings) -> None:
+    runner = web.AppRunner(app, access_log_class=RouteAccessLogger, handle_signals=True)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.http_host, settings.http_port, reuse_port=True)
+    await site.start()
+    log.info("receivers listening", extra={"url": f"http://{settings.http_host}:{settings.http_port}"})
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()

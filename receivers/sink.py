@@ -1,0 +1,135 @@
+"""Where accepted deliveries go: Kafka in production, a list in unit tests.
+
+`deliver` returns only once the record is durably in Kafka (acks=all); any failure raises
+`SinkUnavailable`, which the app answers with 503, never a 2xx and never a 4xx.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Protocol
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+from hookstream.kafka import ensure_topics, kafka_answers, max_record_bytes, topic_spec
+from hookstream.settings import Settings
+from hookstream.topics import Topics
+from receivers.delivery import Delivery
+
+log = logging.getLogger(__name__)
+
+READINESS_CACHE_S = 1.0
+
+
+class SinkUnavailable(Exception):
+    """The delivery is not known to be in Kafka."""
+
+
+class RawSink(Protocol):
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    async def deliver(self, delivery: Delivery) -> None: ...
+    async def ready(self) -> bool: ...
+
+
+class KafkaSink:
+    """An idempotent acks=all producer; many concurrent requests share its batches."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._producer: AIOKafkaProducer | None = None
+        self._started: asyncio.Task[None] | None = None
+        self._ready_at = -1.0
+        self._ready = False
+
+    async def start(self) -> None:
+        """Connect in the background: the receiver serves (503s) even while Kafka is not there yet."""
+        self._started = asyncio.create_task(self._connect())
+
+    def _new_producer(self) -> AIOKafkaProducer:
+        return AIOKafkaProducer(
+            bootstrap_servers=self._settings.bootstrap_servers,
+            client_id=f"{self._settings.namespace}-receiver",
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=2,
+            max_batch_size=256 * 1024,
+            max_request_size=max_record_bytes(self._settings),
+            request_timeout_ms=max(self._settings.ack_timeout_ms, 5000),
+        )
+
+    async def _connect(self) -> None:
+        delay = 0.2
+        while True:
+            self._producer = self._new_producer()
+            try:
+                await self._producer.start()
+                await ensure_topics(
+                    self._settings,
+                    (topic_spec(self._settings, t) for t in Topics(self._settings.namespace).all_raw),
+                )
+            except (KafkaError, OSError) as exc:
+                await self._producer.stop()
+                log.warning("Kafka not reachable yet; retrying", extra={"error": type(exc).__name__})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+            else:
+                log.info("connected to Kafka", extra={"url": self._settings.kafka_bootstrap})
+                return
+
+    async def stop(self) -> None:
+        if self._started is not None:
+            self._started.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._started
+        if self._producer is not None:
+            await self._producer.stop()
+
+    async def deliver(self, delivery: Delivery) -> None:
+        if self._producer is None or self._started is None or not self._started.done():
+            raise SinkUnavailable("not connected to Kafka yet")
+        try:
+            ack = await self._producer.send(
+                delivery.topic, value=delivery.value, key=delivery.key, headers=list(delivery.headers)
+            )
+            await ack
+        except KafkaError as exc:
+            raise SinkUnavailable(type(exc).__name__) from exc
+
+    async def ready(self) -> bool:
+        """Whether a broker answers now; asked at most once a second however often probes come."""
+        loop = asyncio.get_running_loop()
+        if loop.time() - self._ready_at > READINESS_CACHE_S:
+            self._ready_at = loop.time()
+            self._ready = bool(self._started and self._started.done()) and await kafka_answers(
+                self._settings, timeout_s=READINESS_CACHE_S
+            )
+        return self._ready
+
+
+class MemorySink:
+    """Keeps deliveries in a list; `fail` or `stall` stand in for Kafka being away."""
+
+    def __init__(self) -> None:
+        self.deliveries: list[Delivery] = []
+        self.fail = False
+        self.stall = False
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+    async def deliver(self, delivery: Delivery) -> None:
+        if self.stall:
+            await asyncio.Event().wait()
+        if self.fail:
+            raise SinkUnavailable("memory sink set to fail")
+        self.deliveries.append(delivery)
+
+    async def ready(self) -> bool:
+        return not (self.fail or self.stall)
