@@ -20,7 +20,7 @@ install: $(INSTALLED)
 run: $(INSTALLED)
 	scripts/run-local
 
-test: $(INSTALLED)
+test: lint
 	scripts/with-kafka $(BIN)/pytest $(PYTEST_ARGS)
 
 unit: $(INSTALLED)

@@ -10,6 +10,7 @@ from typing import TextIO
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from hookstream.kafka import TopicAdmin
 from hookstream.settings import Settings
 
 TOPIC_WAIT_S = 0.5
@@ -29,6 +30,19 @@ def summary(value: bytes) -> str:
     return "  ".join(str(field) for field in fields) + flags
 
 
+async def wait_for_partitions(settings: Settings, topic: str) -> int:
+    """The partition count of `topic`, once it exists."""
+    admin = TopicAdmin(settings)
+    await admin.start()
+    try:
+        while not (found := await admin.partitions([topic])):
+            print(f"waiting for topic {topic} to exist…", file=sys.stderr)
+            await asyncio.sleep(TOPIC_WAIT_S)
+        return found[topic]
+    finally:
+        await admin.close()
+
+
 async def tail(
     settings: Settings,
     topic: str,
@@ -44,14 +58,11 @@ async def tail(
         enable_auto_commit=False,
         isolation_level="read_committed",
     )
+    partitions = await wait_for_partitions(settings, topic)
     await consumer.start()
     printed = 0
     try:
-        while topic not in await consumer.topics():
-            print(f"waiting for topic {topic} to exist…", file=sys.stderr)
-            await asyncio.sleep(TOPIC_WAIT_S)
-        partitions = consumer.partitions_for_topic(topic) or set()
-        assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
+        assigned = [TopicPartition(topic, p) for p in range(partitions)]
         consumer.assign(assigned)
         if from_beginning:
             await consumer.seek_to_beginning(*assigned)

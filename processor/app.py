@@ -27,6 +27,7 @@ def create_app(settings: Settings, metrics: ProcessorMetrics, pipeline: Pipeline
         key_serializer="raw",
         value_serializer="raw",
         store=settings.store,
+        datadir=str(settings.cache_dir / "worker" / settings.namespace),
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=settings.replication_factor,
         topic_allow_declare=False,

@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from enum import Enum
+from typing import Any
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
@@ -190,11 +191,10 @@ class RouteAccessLogger(AbstractAccessLogger):
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         match_info = getattr(request, "match_info", None)
-        route = match_info.route.resource.canonical if match_info and match_info.route.resource else "-"
-        self.logger.info(
-            "%s %s %s %.1fms",
-            request.method,
-            route,
-            response.status,
-            time * 1000,
-        )
+        resource = match_info.route.resource if match_info is not None else None
+        route = resource.canonical if resource is not None else "(no route)"
+        self.logger.info("%s %s %s %.1fms", request.method, route, response.status, time * 1000)
+
+
+# How every server of the app must be run (`receivers.main` and the tests alike).
+RUNNER_OPTIONS: dict[str, Any] = {"access_log_class": RouteAccessLogger}

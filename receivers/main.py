@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 
 from aiohttp import web
 
 from hookstream.settings import Settings
-from receivers.app import RouteAccessLogger, make_app
+from receivers.app import RUNNER_OPTIONS, make_app
 from receivers.metrics import ReceiverMetrics
 from receivers.sink import KafkaSink
 from receivers.sources import enabled_sources
@@ -33,12 +34,17 @@ def run(settings: Settings) -> None:
 
 
 async def _serve(app: web.Application, settings: Settings) -> None:
-    runner = web.AppRunner(app, access_log_class=RouteAccessLogger, handle_signals=True)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stopping.set)
+    runner = web.AppRunner(app, **RUNNER_OPTIONS)
     await runner.setup()
     site = web.TCPSite(runner, settings.http_host, settings.http_port, reuse_port=True)
     await site.start()
     log.info("receivers listening", extra={"url": f"http://{settings.http_host}:{settings.http_port}"})
     try:
-        await asyncio.Event().wait()
+        await stopping.wait()
+        log.info("stopping: finishing requests in flight")
     finally:
         await runner.cleanup()

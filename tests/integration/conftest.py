@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hookstream.kafka import kafka_answers
+from hookstream.settings import Settings
+from tests.integration.harness import Stack
+
+
+@pytest.fixture(scope="session")
+def bootstrap() -> str:
+    settings = Settings.from_env(
+        {"HOOKSTREAM_KAFKA_BOOTSTRAP": os.environ.get("HOOKSTREAM_KAFKA_BOOTSTRAP", "")}
+    )
+    if not asyncio.run(kafka_answers(settings, timeout_s=5)):
+        pytest.fail(f"no Kafka answers at {settings.kafka_bootstrap}: `make test` starts one for the suite")
+    return settings.kafka_bootstrap
+
+
+@pytest.fixture
+def namespace() -> str:
+    return f"hs-test-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def stack(bootstrap: str, namespace: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Stack]:
+    stack = Stack(bootstrap=bootstrap, namespace=namespace, workdir=tmp_path)
+    yield stack
+    stack.stop_all()
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        for service in stack.services:
+            print(f"----- {service.name} ({service.log}) -----\n{service.log_text()[-5000:]}")
+
+
+@pytest.hookimpl(tryfirst=True, hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    setattr(item, f"rep_{report.when}", report)

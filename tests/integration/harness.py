@@ -1,0 +1,184 @@
+"""Integration-test harness: real services as subprocesses, real topics read back from the broker.
+
+Each test gets its own namespace (`HOOKSTREAM_NAMESPACE`), so its topics, consumer group and state are
+its own and tests never see each other's records, however often the suite runs against one broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+import aiohttp
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+
+from hookstream.settings import Settings
+from hookstream.tail import wait_for_partitions
+
+T = TypeVar("T")
+HOOKSTREAM = Path(sys.executable).with_name("hookstream")
+DEFAULT_WAIT_S = 45.0
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T | None]], *, timeout: float = DEFAULT_WAIT_S, what: str
+) -> T:
+    """Await `probe` until it returns something other than None/False; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await probe()
+        if result is not None and result is not False:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+@dataclass
+class Service:
+    """A `hookstream <command>` subprocess with its log file."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    log: Path
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+    async def wait_http(self, path: str, *, status: int = 200, timeout: float = DEFAULT_WAIT_S) -> None:
+        async def answers() -> bool:
+            if self.process.poll() is not None:
+                raise AssertionError(
+                    f"{self.name} exited with {self.process.returncode}:\n{self.log_text()[-3000:]}"
+                )
+            with contextlib.suppress(aiohttp.ClientError, OSError):
+                async with aiohttp.ClientSession() as session, session.get(self.url + path) as response:
+                    return response.status == status
+            return False
+
+        await eventually(answers, timeout=timeout, what=f"{self.name} {path} to answer {status}")
+
+
+@dataclass
+class Stack:
+    """Starts receivers and workers of one namespace; stops every one of them at the end of the test."""
+
+    bootstrap: str
+    namespace: str
+    workdir: Path
+    env: dict[str, str] = field(default_factory=dict)
+    services: list[Service] = field(default_factory=list)
+
+    def environment(self, extra: Mapping[str, str]) -> dict[str, str]:
+        return {
+            **os.environ,
+            "HOOKSTREAM_KAFKA_BOOTSTRAP": self.bootstrap,
+            "HOOKSTREAM_NAMESPACE": self.namespace,
+            "HOOKSTREAM_HTTP_HOST": "127.0.0.1",
+            "HOOKSTREAM_TOPIC_PARTITIONS": "3",
+            "HOOKSTREAM_CACHE_DIR": str(self.workdir / "cache"),
+            **self.env,
+            **extra,
+        }
+
+    def start(self, command: str, port_setting: str, **extra: str) -> Service:
+        port = free_port()
+        log = self.workdir / f"{command}-{len(self.services)}.log"
+        process = subprocess.Popen(
+            [str(HOOKSTREAM), command],
+            env=self.environment({port_setting: str(port), **extra}),
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        service = Service(command, process, log, port)
+        self.services.append(service)
+        return service
+
+    async def receivers(self, **extra: str) -> Service:
+        service = self.start("receivers", "HOOKSTREAM_HTTP_PORT", **extra)
+        await service.wait_http("/readyz")
+        return service
+
+    async def worker(self, **extra: str) -> Service:
+        service = self.start("worker", "HOOKSTREAM_WORKER_PORT", **extra)
+        await service.wait_http("/healthz")
+        return service
+
+    def stop_all(self) -> None:
+        for service in self.services:
+            service.stop()
+
+
+async def read_topic(
+    bootstrap: str, topic: str, count: int, *, timeout: float = DEFAULT_WAIT_S
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """The first `count` records of `topic` (read_committed), oldest first within each partition."""
+    partitions = await asyncio.wait_for(wait_for_partitions(_settings(bootstrap), topic), timeout)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed"
+    )
+    await consumer.start()
+    records: list[ConsumerRecord[bytes, bytes]] = []
+    try:
+        assigned = [TopicPartition(topic, p) for p in range(partitions)]
+        consumer.assign(assigned)
+        await consumer.seek_to_beginning(*assigned)
+
+        async def collected() -> bool:
+            batches = await consumer.getmany(*assigned, timeout_ms=200)
+            for batch in batches.values():
+                records.extend(batch)
+            return len(records) >= count
+
+        await eventually(collected, timeout=timeout, what=f"{count} records on {topic} (have {len(records)})")
+    finally:
+        await consumer.stop()
+    return records
+
+
+async def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+    """The end offset of each partition of `topic`, which must exist."""
+    partitions = await asyncio.wait_for(wait_for_partitions(_settings(bootstrap), topic), DEFAULT_WAIT_S)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        offsets = await consumer.end_offsets([TopicPartition(topic, p) for p in range(partitions)])
+        return {tp.partition: offset for tp, offset in offsets.items()}
+    finally:
+        await consumer.stop()
+
+
+def _settings(bootstrap: str) -> Settings:
+    return Settings(kafka_bootstrap=bootstrap)

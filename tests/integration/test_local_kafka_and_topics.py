@@ -1,0 +1,114 @@
+"""`hookstream kafka start|stop|status` and `hookstream topics` against real brokers."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import aiohttp
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+from hookstream.settings import Settings
+from hookstream.tail import tail
+from tests.fixtures import fixture_bytes
+from tests.integration.harness import HOOKSTREAM, Stack, free_port
+
+
+def cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(HOOKSTREAM), *args],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**os.environ, **env},
+        check=False,
+    )
+
+
+def test_the_local_broker_starts_stops_and_restarts_from_its_cache() -> None:
+    cache_dir = Settings.from_env().cache_dir
+    env = {"HOOKSTREAM_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}", "HOOKSTREAM_CACHE_DIR": str(cache_dir)}
+    port = env["HOOKSTREAM_KAFKA_BOOTSTRAP"].rpartition(":")[2]
+    try:
+        first = cli("kafka", "start", **env)
+        assert first.returncode == 0, first.stderr
+        assert "Kafka is up" in first.stdout
+        assert "fetching" not in first.stdout, "the suite's own broker already filled the cache"
+
+        again = cli("kafka", "start", **env)
+        assert again.returncode == 0
+        assert "already answers" in again.stdout
+        assert cli("kafka", "status", **env).returncode == 0
+
+        stopped = cli("kafka", "stop", **env)
+        assert "Kafka stopped" in stopped.stdout
+        assert cli("kafka", "status", **env).returncode == 1
+
+        restarted = cli("kafka", "start", **env)
+        assert restarted.returncode == 0, restarted.stderr
+        assert "fetching" not in restarted.stdout
+        assert "Kafka is up" in restarted.stdout
+    finally:
+        cli("kafka", "stop", **env)
+        shutil.rmtree(cache_dir / f"broker-{port}", ignore_errors=True)
+
+
+async def test_topics_creates_then_verifies_with_the_configured_partitions_and_retention(
+    bootstrap: str, namespace: str
+) -> None:
+    env = {
+        "HOOKSTREAM_KAFKA_BOOTSTRAP": bootstrap,
+        "HOOKSTREAM_NAMESPACE": namespace,
+        "HOOKSTREAM_TOPIC_PARTITIONS": "2",
+    }
+    created = cli("topics", **env)
+    assert created.returncode == 0, created.stderr
+    names = [f"{namespace}.raw.{s}" for s in ("x", "hootsuite", "websitetoolbox", "standard")]
+    names += [f"{namespace}.events", f"{namespace}.dlq"]
+    assert created.stdout.split() == [word for name in names for word in ("created", name)]
+    verified = cli("topics", **env)
+    assert verified.stdout.split() == [word for name in names for word in ("exists", name)]
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        described = await admin.describe_topics(names)
+        assert {t["topic"]: len(t["partitions"]) for t in described} == dict.fromkeys(names, 2)
+        (response,) = await admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, name) for name in (names[0], names[-1])]
+        )
+        retention = {
+            resource[3]: {entry[0]: entry[1] for entry in resource[4]}["retention.ms"]
+            for resource in response.resources
+        }
+        assert retention == {names[0]: str(7 * 86_400_000), names[-1]: str(30 * 86_400_000)}
+    finally:
+        await admin.close()
+
+
+async def test_tail_prints_each_event_as_a_readable_line(
+    stack: Stack, bootstrap: str, namespace: str
+) -> None:
+    token = "forum-token-0123456789abcdef"
+    stack.env["HOOKSTREAM_WEBSITETOOLBOX_TOKEN"] = token
+    receivers = await stack.receivers()
+    await stack.worker()
+    async with aiohttp.ClientSession() as session:
+        url = f"{receivers.url}/webhooks/websitetoolbox/{token}"
+        async with session.post(url, data=fixture_bytes("websitetoolbox/user_created.json")) as response:
+            assert response.status == 200
+    out = io.StringIO()
+    settings = Settings(kafka_bootstrap=bootstrap, namespace=namespace)
+    assert await tail(settings, f"{namespace}.events", from_beginning=True, out=out, limit=1) == 1
+    assert (
+        out.getvalue()
+        == "2011-12-02T07:31:59Z  com.websitetoolbox.user.created  websitetoolbox:1534  user/181855\n"
+    )
+
+
+def test_cache_dir_default_is_outside_the_repository() -> None:
+    assert not Settings.from_env({}).cache_dir.is_relative_to(Path(__file__).resolve().parents[2])

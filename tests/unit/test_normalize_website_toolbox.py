@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from processor import cloudevents
+from processor.normalize import normalize
+from processor.records import Invalid
+from tests.fixtures import fixture_bytes
+from tests.unit.rawrecords import raw_record
+
+USER_CREATED = fixture_bytes("websitetoolbox/user_created.json")
+
+
+def test_the_documented_user_created_example_becomes_this_exact_cloudevent() -> None:
+    raw = raw_record("websitetoolbox", USER_CREATED)
+    (event,) = normalize(raw).events
+    assert cloudevents.to_document(event, raw) == {
+        "specversion": "1.0",
+        "id": "websitetoolbox:1534",
+        "source": "urn:hookstream:websitetoolbox",
+        "type": "com.websitetoolbox.user.created",
+        "subject": "user/181855",
+        "time": "2011-12-02T07:31:59Z",
+        "datacontenttype": "application/json",
+        "data": orjson.loads(USER_CREATED)["data"],
+        "hsmode": "live",
+        "hsreceivedat": "2026-11-28T16:00:00.123Z",
+        "hsraw": "hookstream.raw.websitetoolbox/0/42",
+    }
+
+
+def test_encoding_is_compact_json_of_that_document() -> None:
+    raw = raw_record("websitetoolbox", USER_CREATED)
+    (event,) = normalize(raw).events
+    assert orjson.loads(cloudevents.encode(event, raw)) == cloudevents.to_document(event, raw)
+
+
+def _envelope(**changes: object) -> bytes:
+    envelope = orjson.loads(USER_CREATED)
+    envelope.update(changes)
+    return orjson.dumps({k: v for k, v in envelope.items() if v is not None})
+
+
+def test_an_unknown_but_well_formed_type_is_published_under_its_own_name() -> None:
+    raw = raw_record(
+        "websitetoolbox",
+        _envelope(
+            type="poll.vote.cast", id=99, data={"object": {"object": "Poll", "pollId": 7}}, mode="test"
+        ),
+    )
+    (event,) = normalize(raw).events
+    assert (event.type, event.id, event.subject) == (
+        "com.websitetoolbox.poll.vote.cast",
+        "websitetoolbox:99",
+        "poll/7",
+    )
+    assert event.extensions == {"hsmode": "test"}
+    assert event.time == "2026-11-28T16:00:00.123Z", "no provider time for this type: the receive time"
+
+
+def test_a_string_id_is_kept_as_it_is() -> None:
+    (event,) = normalize(raw_record("websitetoolbox", _envelope(id="evt_abc"))).events
+    assert event.id == "websitetoolbox:evt_abc"
+
+
+def test_an_object_without_its_id_has_no_subject() -> None:
+    raw = raw_record("websitetoolbox", _envelope(type="topic.created", data={"object": {"object": "Topic"}}))
+    (event,) = normalize(raw).events
+    assert event.subject is None
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"{not json", "invalid_json"),
+        (b"\xff\xfe\x00", "invalid_json"),
+        (b"", "invalid_json"),
+        (b"[1, 2]", "schema"),
+        (_envelope(id=None), "missing_id"),
+        (_envelope(id=""), "missing_id"),
+        (_envelope(id=True), "missing_id"),
+        (_envelope(type=None), "schema"),
+        (_envelope(type="User Created"), "schema"),
+        (_envelope(type=5), "schema"),
+        (_envelope(data=None), "schema"),
+        (_envelope(data={"object": "User"}), "schema"),
+    ],
+)
+def test_malformed_events_are_invalid_with_a_reason(body: bytes, reason: str) -> None:
+    with pytest.raises(Invalid) as raised:
+        normalize(raw_record("websitetoolbox", body))
+    assert raised.value.reason == reason
+    assert raised.value.detail
+
+
+def test_a_record_of_no_known_source_is_invalid() -> None:
+    with pytest.raises(Invalid) as raised:
+        normalize(raw_record("carrier-pigeon", USER_CREATED))
+    assert raised.value.reason == "unknown_source"

@@ -1,0 +1,169 @@
+"""The receiver app with the in-memory sink: every status code of SPEC §1 for Website Toolbox."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from hookstream.settings import Settings
+from receivers.app import RUNNER_OPTIONS, make_app
+from receivers.metrics import ReceiverMetrics
+from receivers.sink import MemorySink
+from receivers.sources import enabled_sources
+from tests.fixtures import fixture_bytes
+
+TOKEN = "forum-token-0123456789abcdef"
+USER_CREATED = fixture_bytes("websitetoolbox/user_created.json")
+ClientFactory = Callable[..., Coroutine[Any, Any, TestClient[Any, Any]]]
+
+
+@pytest.fixture
+def sink() -> MemorySink:
+    return MemorySink()
+
+
+@pytest.fixture
+def metrics() -> ReceiverMetrics:
+    return ReceiverMetrics()
+
+
+@pytest.fixture
+async def client_for(sink: MemorySink, metrics: ReceiverMetrics) -> AsyncIterator[ClientFactory]:
+    clients: list[TestClient[Any, Any]] = []
+
+    async def make(**env: str) -> TestClient[Any, Any]:
+        settings = Settings.from_env({"HOOKSTREAM_WEBSITETOOLBOX_TOKEN": TOKEN, **env})
+        app = make_app(settings, enabled_sources(settings), sink, metrics)
+        server = TestServer(app)
+        await server.start_server(**RUNNER_OPTIONS)
+        client = TestClient(server)
+        await client.start_server()
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        await client.close()
+
+
+def sample(metrics: ReceiverMetrics, name: str, **labels: str) -> float:
+    value = metrics.registry.get_sample_value(name, labels)
+    return 0.0 if value is None else value
+
+
+async def test_an_accepted_delivery_keeps_the_exact_bytes_and_the_spec_headers(
+    client_for: ClientFactory, sink: MemorySink, metrics: ReceiverMetrics
+) -> None:
+    client = await client_for()
+    response = await client.post(
+        f"/webhooks/websitetoolbox/{TOKEN}", data=USER_CREATED, headers={"Content-Type": "application/json"}
+    )
+    assert response.status == 200
+    (delivery,) = sink.deliveries
+    assert delivery.topic == "hookstream.raw.websitetoolbox"
+    assert delivery.value == USER_CREATED
+    assert delivery.key is None
+    headers = dict(delivery.headers)
+    assert headers["hs-source"] == b"websitetoolbox"
+    assert headers["hs-route"] == b"post"
+    assert headers["hs-auth"] == b"path-token"
+    assert headers["content-type"] == b"application/json"
+    assert headers["hs-received-at"].isdigit()
+    assert len(headers["hs-received-at"]) == 13
+    assert headers["hs-request-id"].decode() == response.headers["X-Request-Id"]
+    assert all(value.isascii() for value in headers.values())
+    assert sample(metrics, "hookstream_requests_total", source="websitetoolbox", code="200") == 1
+
+
+async def test_a_wrong_token_is_401_counted_and_writes_nothing(
+    client_for: ClientFactory, sink: MemorySink, metrics: ReceiverMetrics
+) -> None:
+    client = await client_for()
+    response = await client.post("/webhooks/websitetoolbox/forum-token-0123456789abcdeX", data=USER_CREATED)
+    assert response.status == 401
+    assert sink.deliveries == []
+    assert sample(metrics, "hookstream_rejections_total", source="websitetoolbox", reason="bad_token") == 1
+
+
+async def test_the_path_token_never_reaches_the_log(
+    client_for: ClientFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    client = await client_for()
+    await client.post(f"/webhooks/websitetoolbox/{TOKEN}", data=USER_CREATED)
+    await client.post(f"/webhooks/websitetoolbox/{TOKEN}-but-wrong", data=USER_CREATED)
+    assert caplog.records, "the requests were logged"
+    assert TOKEN not in caplog.text
+
+
+async def test_a_body_over_the_limit_is_413_and_writes_nothing(
+    client_for: ClientFactory, sink: MemorySink, metrics: ReceiverMetrics
+) -> None:
+    client = await client_for(HOOKSTREAM_MAX_BODY_BYTES="100")
+    response = await client.post(f"/webhooks/websitetoolbox/{TOKEN}", data=b"x" * 101)
+    assert response.status == 413
+    assert sink.deliveries == []
+    assert (
+        sample(metrics, "hookstream_rejections_total", source="websitetoolbox", reason="body_too_large") == 1
+    )
+    assert (await client.post(f"/webhooks/websitetoolbox/{TOKEN}", data=b"x" * 100)).status == 200
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("POST", "/webhooks/nowhere", 404),
+        ("POST", "/webhooks/websitetoolbox", 404),
+        ("GET", f"/webhooks/websitetoolbox/{TOKEN}", 405),
+        ("PUT", f"/webhooks/websitetoolbox/{TOKEN}", 405),
+    ],
+)
+async def test_unknown_routes_and_wrong_methods(
+    client_for: ClientFactory, sink: MemorySink, method: str, path: str, status: int
+) -> None:
+    client = await client_for()
+    assert (await client.request(method, path)).status == status
+    assert sink.deliveries == []
+
+
+async def test_a_source_without_a_token_is_disabled(client_for: ClientFactory, sink: MemorySink) -> None:
+    client = await client_for(HOOKSTREAM_WEBSITETOOLBOX_TOKEN="")
+    assert (await client.post(f"/webhooks/websitetoolbox/{TOKEN}", data=USER_CREATED)).status == 404
+    assert sink.deliveries == []
+
+
+@pytest.mark.parametrize("failure", ["fail", "stall"])
+async def test_no_ack_from_kafka_is_503_with_retry_after(
+    client_for: ClientFactory, sink: MemorySink, metrics: ReceiverMetrics, failure: str
+) -> None:
+    setattr(sink, failure, True)
+    client = await client_for(HOOKSTREAM_ACK_TIMEOUT_MS="50")
+    response = await client.post(f"/webhooks/websitetoolbox/{TOKEN}", data=USER_CREATED)
+    assert response.status == 503
+    assert response.headers["Retry-After"].isdigit()
+    assert sink.deliveries == []
+    assert (
+        sample(metrics, "hookstream_rejections_total", source="websitetoolbox", reason="kafka_unavailable")
+        == 1
+    )
+    assert (await client.get("/readyz")).status == 503
+    assert (await client.get("/healthz")).status == 200
+
+
+async def test_health_readiness_and_metrics(client_for: ClientFactory) -> None:
+    client = await client_for()
+    assert (await client.get("/healthz")).status == 200
+    assert (await client.get("/readyz")).status == 200
+    await client.post(f"/webhooks/websitetoolbox/{TOKEN}", data=USER_CREATED)
+    page = await (await client.get("/metrics")).text()
+    for name in (
+        "hookstream_requests_total",
+        "hookstream_request_seconds_bucket",
+        "hookstream_kafka_produce_seconds_bucket",
+    ):
+        assert name in page
+    assert TOKEN not in page
