@@ -3,6 +3,7 @@ worker's own HTTP server for /metrics and /healthz."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, cast
 
 import faust
@@ -20,6 +21,11 @@ BATCH_MAX = 500
 BATCH_WITHIN_S = 0.01
 
 
+def worker_dir(settings: Settings) -> Path:
+    """Where a worker keeps local state (Faust's datadir, RocksDB files)."""
+    return settings.cache_dir / "worker" / settings.namespace
+
+
 def create_app(settings: Settings, metrics: ProcessorMetrics, pipeline: Pipeline) -> faust.App:
     app = faust.App(
         settings.namespace,
@@ -27,7 +33,7 @@ def create_app(settings: Settings, metrics: ProcessorMetrics, pipeline: Pipeline
         key_serializer="raw",
         value_serializer="raw",
         store=settings.store,
-        datadir=str(settings.cache_dir / "worker" / settings.namespace),
+        datadir=str(worker_dir(settings)),
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=settings.replication_factor,
         topic_allow_declare=False,

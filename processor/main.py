@@ -10,7 +10,7 @@ from mode import Service
 
 from hookstream.kafka import core_topics, ensure_topics
 from hookstream.settings import Settings
-from processor.app import create_app
+from processor.app import create_app, worker_dir
 from processor.metrics import ProcessorMetrics
 from processor.pipeline import Pipeline
 
@@ -30,6 +30,7 @@ class PipelineService(Service):
 
 
 def run(settings: Settings) -> None:
+    worker_dir(settings).mkdir(parents=True, exist_ok=True)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     loop.run_until_complete(ensure_topics(settings, core_topics(settings)))
