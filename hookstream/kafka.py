@@ -11,7 +11,9 @@ import contextlib
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
+from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
@@ -60,6 +62,20 @@ def core_topics(settings: Settings) -> list[TopicSpec]:
         topic_spec(settings, topics.events),
         topic_spec(settings, topics.dlq, retention_days=30),
     ]
+
+
+def durable_producer(settings: Settings, *, role: str, linger_ms: int, **options: Any) -> AIOKafkaProducer:
+    """A producer whose acknowledgement means durable: acks=all, and idempotent so that its own retries
+    neither duplicate nor reorder a partition. Create it inside the running event loop."""
+    return AIOKafkaProducer(
+        bootstrap_servers=settings.bootstrap_servers,
+        client_id=f"{settings.namespace}-{role}",
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=linger_ms,
+        max_request_size=max_record_bytes(settings),
+        **options,
+    )
 
 
 async def kafka_answers(settings: Settings, timeout_s: float = 2.0) -> bool:

@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from hookstream import headers as H
-from hookstream.kafka import TopicAdmin, max_record_bytes, topic_spec
+from hookstream.kafka import TopicAdmin, durable_producer, topic_spec
 from hookstream.settings import Settings
 from hookstream.topics import SOURCES, Topics
 from processor import cloudevents
@@ -58,14 +58,8 @@ class Pipeline:
     async def start(self) -> None:
         self._admin = TopicAdmin(self._settings)
         await self._admin.start()
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=self._settings.bootstrap_servers,
-            client_id=f"{self._settings.namespace}-processor",
-            acks="all",
-            enable_idempotence=True,
-            linger_ms=5,
-            max_batch_size=512 * 1024,
-            max_request_size=max_record_bytes(self._settings),
+        self._producer = durable_producer(
+            self._settings, role="processor", linger_ms=5, max_batch_size=512 * 1024
         )
         await self._producer.start()
         self._started.set()

@@ -14,7 +14,7 @@ from typing import Protocol
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from hookstream.kafka import ensure_topics, kafka_answers, max_record_bytes, topic_spec
+from hookstream.kafka import durable_producer, ensure_topics, kafka_answers, topic_spec
 from hookstream.settings import Settings
 from hookstream.topics import Topics
 from receivers.delivery import Delivery
@@ -49,22 +49,16 @@ class KafkaSink:
         """Connect in the background: the receiver serves (503s) even while Kafka is not there yet."""
         self._started = asyncio.create_task(self._connect())
 
-    def _new_producer(self) -> AIOKafkaProducer:
-        return AIOKafkaProducer(
-            bootstrap_servers=self._settings.bootstrap_servers,
-            client_id=f"{self._settings.namespace}-receiver",
-            acks="all",
-            enable_idempotence=True,
-            linger_ms=2,
-            max_batch_size=256 * 1024,
-            max_request_size=max_record_bytes(self._settings),
-            request_timeout_ms=max(self._settings.ack_timeout_ms, 5000),
-        )
-
     async def _connect(self) -> None:
         delay = 0.2
         while True:
-            self._producer = self._new_producer()
+            self._producer = durable_producer(
+                self._settings,
+                role="receiver",
+                linger_ms=2,
+                max_batch_size=256 * 1024,
+                request_timeout_ms=max(self._settings.ack_timeout_ms, 5000),
+            )
             try:
                 await self._producer.start()
                 await ensure_topics(

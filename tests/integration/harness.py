@@ -10,9 +10,7 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -24,16 +22,10 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from hookstream.settings import Settings
 from hookstream.tail import wait_for_partitions
+from tests.support import HOOKSTREAM, free_port
 
 T = TypeVar("T")
-HOOKSTREAM = Path(sys.executable).with_name("hookstream")
 DEFAULT_WAIT_S = 45.0
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 async def eventually(

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import io
-import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import aiohttp
@@ -14,19 +12,8 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from hookstream.settings import Settings
 from hookstream.tail import tail
-from tests.fixtures import fixture_bytes
-from tests.integration.harness import HOOKSTREAM, Stack, free_port
-
-
-def cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(HOOKSTREAM), *args],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        env={**os.environ, **env},
-        check=False,
-    )
+from tests.integration.harness import Stack
+from tests.support import USER_CREATED, free_port, run_cli
 
 
 def test_the_local_broker_starts_stops_and_restarts_from_its_cache() -> None:
@@ -34,26 +21,26 @@ def test_the_local_broker_starts_stops_and_restarts_from_its_cache() -> None:
     env = {"HOOKSTREAM_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}", "HOOKSTREAM_CACHE_DIR": str(cache_dir)}
     port = env["HOOKSTREAM_KAFKA_BOOTSTRAP"].rpartition(":")[2]
     try:
-        first = cli("kafka", "start", **env)
+        first = run_cli("kafka", "start", **env)
         assert first.returncode == 0, first.stderr
         assert "Kafka is up" in first.stdout
         assert "fetching" not in first.stdout, "the suite's own broker already filled the cache"
 
-        again = cli("kafka", "start", **env)
+        again = run_cli("kafka", "start", **env)
         assert again.returncode == 0
         assert "already answers" in again.stdout
-        assert cli("kafka", "status", **env).returncode == 0
+        assert run_cli("kafka", "status", **env).returncode == 0
 
-        stopped = cli("kafka", "stop", **env)
+        stopped = run_cli("kafka", "stop", **env)
         assert "Kafka stopped" in stopped.stdout
-        assert cli("kafka", "status", **env).returncode == 1
+        assert run_cli("kafka", "status", **env).returncode == 1
 
-        restarted = cli("kafka", "start", **env)
+        restarted = run_cli("kafka", "start", **env)
         assert restarted.returncode == 0, restarted.stderr
         assert "fetching" not in restarted.stdout
         assert "Kafka is up" in restarted.stdout
     finally:
-        cli("kafka", "stop", **env)
+        run_cli("kafka", "stop", **env)
         shutil.rmtree(cache_dir / f"broker-{port}", ignore_errors=True)
 
 
@@ -65,12 +52,12 @@ async def test_topics_creates_then_verifies_with_the_configured_partitions_and_r
         "HOOKSTREAM_NAMESPACE": namespace,
         "HOOKSTREAM_TOPIC_PARTITIONS": "2",
     }
-    created = cli("topics", **env)
+    created = run_cli("topics", **env)
     assert created.returncode == 0, created.stderr
     names = [f"{namespace}.raw.{s}" for s in ("x", "hootsuite", "websitetoolbox", "standard")]
     names += [f"{namespace}.events", f"{namespace}.dlq"]
     assert created.stdout.split() == [word for name in names for word in ("created", name)]
-    verified = cli("topics", **env)
+    verified = run_cli("topics", **env)
     assert verified.stdout.split() == [word for name in names for word in ("exists", name)]
 
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
@@ -99,7 +86,7 @@ async def test_tail_prints_each_event_as_a_readable_line(
     await stack.worker()
     async with aiohttp.ClientSession() as session:
         url = f"{receivers.url}/webhooks/websitetoolbox/{token}"
-        async with session.post(url, data=fixture_bytes("websitetoolbox/user_created.json")) as response:
+        async with session.post(url, data=USER_CREATED) as response:
             assert response.status == 200
     out = io.StringIO()
     settings = Settings(kafka_bootstrap=bootstrap, namespace=namespace)

@@ -7,11 +7,10 @@ import orjson
 
 from hookstream.topics import Topics
 from processor.timefmt import from_epoch_ms
-from tests.fixtures import fixture_bytes
 from tests.integration.harness import Stack, end_offsets, read_topic
+from tests.support import USER_CREATED, user_created_cloudevent
 
 TOKEN = "forum-token-0123456789abcdef"
-USER_CREATED = fixture_bytes("websitetoolbox/user_created.json")
 
 
 async def post(url: str, body: bytes) -> int:
@@ -41,19 +40,10 @@ async def test_the_forums_user_created_example_arrives_as_this_exact_cloudevent_
     assert raw_headers["content-type"] == b"application/json"
     assert len(raw_headers["hs-request-id"]) == 32
 
-    expected = {
-        "specversion": "1.0",
-        "id": "websitetoolbox:1534",
-        "source": "urn:hookstream:websitetoolbox",
-        "type": "com.websitetoolbox.user.created",
-        "subject": "user/181855",
-        "time": "2011-12-02T07:31:59Z",
-        "datacontenttype": "application/json",
-        "data": orjson.loads(USER_CREATED)["data"],
-        "hsmode": "live",
-        "hsreceivedat": from_epoch_ms(int(raw_headers["hs-received-at"])),
-        "hsraw": f"{topics.raw('websitetoolbox')}/{raw.partition}/{raw.offset}",
-    }
+    expected = user_created_cloudevent(
+        received_at=from_epoch_ms(int(raw_headers["hs-received-at"])),
+        raw=f"{topics.raw('websitetoolbox')}/{raw.partition}/{raw.offset}",
+    )
     for topic in (topics.events, f"{namespace}.websitetoolbox.user.created"):
         (record,) = await read_topic(bootstrap, topic, 1)
         assert orjson.loads(record.value) == expected

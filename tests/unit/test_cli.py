@@ -2,32 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import socket
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-HOOKSTREAM = Path(sys.executable).with_name("hookstream")
-
-
-def run_cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(HOOKSTREAM), *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, **env},
-        check=False,
-    )
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from tests.support import free_port, run_cli
 
 
 @pytest.mark.parametrize("command", [["topics"], ["receivers"], ["worker"], ["kafka", "status"]])
@@ -39,17 +21,27 @@ def test_a_bad_setting_stops_startup_with_one_line_naming_it(command: list[str])
     ]
 
 
-def test_kafka_start_without_java_says_what_is_missing_and_the_alternative(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("tools", "missing"), [((), "Java 17"), (("java",), "Maven is needed")])
+def test_kafka_start_without_java_or_maven_says_what_is_missing_and_the_alternative(
+    tmp_path: Path, tools: tuple[str, ...], missing: str
+) -> None:
+    path = tmp_path / "bin"
+    path.mkdir()
+    for tool in tools:
+        found = shutil.which(tool)
+        if found is None:
+            pytest.skip(f"no {tool} on this machine")
+        (path / tool).symlink_to(found)
     result = run_cli(
         "kafka",
         "start",
-        PATH=str(tmp_path),
+        PATH=str(path),
         HOOKSTREAM_KAFKA_BOOTSTRAP=f"127.0.0.1:{free_port()}",
         HOOKSTREAM_CACHE_DIR=str(tmp_path / "cache"),
     )
     assert result.returncode == 2
     (line,) = result.stderr.strip().splitlines()
-    assert "Java 17" in line
+    assert missing in line
     assert "HOOKSTREAM_KAFKA_BOOTSTRAP" in line
 
 

@@ -6,28 +6,16 @@ import pytest
 from processor import cloudevents
 from processor.normalize import normalize
 from processor.records import Invalid
-from tests.fixtures import fixture_bytes
+from tests.support import USER_CREATED, user_created_cloudevent
 from tests.unit.rawrecords import raw_record
-
-USER_CREATED = fixture_bytes("websitetoolbox/user_created.json")
 
 
 def test_the_documented_user_created_example_becomes_this_exact_cloudevent() -> None:
     raw = raw_record("websitetoolbox", USER_CREATED)
     (event,) = normalize(raw).events
-    assert cloudevents.to_document(event, raw) == {
-        "specversion": "1.0",
-        "id": "websitetoolbox:1534",
-        "source": "urn:hookstream:websitetoolbox",
-        "type": "com.websitetoolbox.user.created",
-        "subject": "user/181855",
-        "time": "2011-12-02T07:31:59Z",
-        "datacontenttype": "application/json",
-        "data": orjson.loads(USER_CREATED)["data"],
-        "hsmode": "live",
-        "hsreceivedat": "2026-11-28T16:00:00.123Z",
-        "hsraw": "hookstream.raw.websitetoolbox/0/42",
-    }
+    assert cloudevents.to_document(event, raw) == user_created_cloudevent(
+        received_at="2026-11-28T16:00:00.123Z", raw="hookstream.raw.websitetoolbox/0/42"
+    )
 
 
 def test_encoding_is_compact_json_of_that_document() -> None:
