@@ -62,6 +62,8 @@ class Settings:
     standard_secrets: Mapping[str, tuple[Secret, ...]] = field(default_factory=dict)
     max_body_bytes: int = 1024 * 1024
     ack_timeout_ms: int = 2500
+    read_timeout_ms: int = 10_000
+    max_in_flight: int = 1024
     http_host: str = "0.0.0.0"
     http_port: int = 8080
     dedup_window_s: float = 7 * 86400
@@ -103,6 +105,10 @@ class Settings:
                 "HOOKSTREAM_MAX_BODY_BYTES", default.max_body_bytes, _int(1, 64 * 1024**2)
             ),
             ack_timeout_ms=env.get("HOOKSTREAM_ACK_TIMEOUT_MS", default.ack_timeout_ms, _int(10, 120_000)),
+            read_timeout_ms=env.get(
+                "HOOKSTREAM_READ_TIMEOUT_MS", default.read_timeout_ms, _int(100, 600_000)
+            ),
+            max_in_flight=env.get("HOOKSTREAM_MAX_IN_FLIGHT", default.max_in_flight, _int(1, 1_000_000)),
             http_host=env.get("HOOKSTREAM_HTTP_HOST", default.http_host, _nonempty),
             http_port=env.get("HOOKSTREAM_HTTP_PORT", default.http_port, _int(0, 65535)),
             dedup_window_s=env.get("HOOKSTREAM_DEDUP_WINDOW", default.dedup_window_s, _duration),

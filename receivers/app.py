@@ -1,5 +1,6 @@
-"""The receivers' aiohttp application: route table built once, handlers that only look up, verify,
-deliver and answer. Every status code a webhook route can give is chosen in `_answer`."""
+"""The receivers' aiohttp application: a route table built once from the enabled senders, and handlers
+that only look up, verify, deliver and answer. Every status a webhook route gives is chosen in `_answer`.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from hookstream import headers as H
 from hookstream.settings import Settings
 from hookstream.topics import Topics
-from receivers.delivery import Accepted, Delivery, RawRequest, Reason, Rejected, Reply
+from receivers.delivery import Accepted, Delivery, RawRequest, Reason, Rejected
 from receivers.metrics import ReceiverMetrics
 from receivers.sink import RawSink, SinkUnavailable
 from receivers.sources import Challenge, Endpoint, Source
@@ -31,42 +32,59 @@ RETRY_AFTER_S = "5"
 
 class Outcome(Enum):
     ACCEPTED = 200
+    INCOMPLETE = 400
     UNAUTHORIZED = 401
+    TIMEOUT = 408
     TOO_LARGE = 413
     UNAVAILABLE = 503
 
 
+_REFUSAL = {
+    Reason.BODY_TOO_LARGE: Outcome.TOO_LARGE,
+    Reason.BODY_INCOMPLETE: Outcome.INCOMPLETE,
+    Reason.BODY_TIMEOUT: Outcome.TIMEOUT,
+    Reason.OVERLOADED: Outcome.UNAVAILABLE,
+    Reason.KAFKA_UNAVAILABLE: Outcome.UNAVAILABLE,
+    Reason.INTERNAL_ERROR: Outcome.UNAVAILABLE,
+}
+_ERRORS = {
+    Outcome.INCOMPLETE: "request body incomplete",
+    Outcome.UNAUTHORIZED: "unauthorized",
+    Outcome.TIMEOUT: "request body too slow",
+    Outcome.TOO_LARGE: "request body too large",
+    Outcome.UNAVAILABLE: "not stored; retry later",
+}
+
+
 def _answer(outcome: Outcome, request_id: str, reply_body: bytes = b"") -> web.Response:
-    """The one place that maps what happened to a delivery onto the HTTP answer."""
-    response_headers = {"X-Request-Id": request_id}
+    """The one place that maps what happened to a delivery onto its HTTP answer.
+
+    Only ACCEPTED is a 2xx, and only a delivery Kafka acknowledged is ACCEPTED. Authentication failures of
+    every kind are 401; anything that is our side's or Kafka's fault is 503 with Retry-After, so the
+    sender retries and nothing is lost."""
+    headers = {"X-Request-Id": request_id}
     if outcome is Outcome.ACCEPTED:
         if not reply_body:
-            return web.Response(status=200, headers=response_headers)
-        return web.Response(
-            status=200, body=reply_body, content_type="application/json", headers=response_headers
-        )
+            return web.Response(status=200, headers=headers)
+        return web.Response(status=200, body=reply_body, content_type="application/json", headers=headers)
     if outcome is Outcome.UNAVAILABLE:
-        response_headers["Retry-After"] = RETRY_AFTER_S
-    error = {
-        Outcome.UNAUTHORIZED: "unauthorized",
-        Outcome.TOO_LARGE: "body too large",
-        Outcome.UNAVAILABLE: "not stored; retry later",
-    }[outcome]
-    return web.json_response({"error": error}, status=outcome.value, headers=response_headers)
+        headers["Retry-After"] = RETRY_AFTER_S
+    return web.json_response({"error": _ERRORS[outcome]}, status=outcome.value, headers=headers)
 
 
 def make_app(
     settings: Settings, sources: list[Source], sink: RawSink, metrics: ReceiverMetrics
 ) -> web.Application:
     """Build the application from ready objects; `receivers.main` does the wiring from settings."""
-    app = web.Application(client_max_size=settings.max_body_bytes)
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[_no_tracebacks])
     topics = Topics(settings.namespace)
+    in_flight = InFlight(settings.max_in_flight)
     for source in sources:
         for endpoint in source.endpoints:
             if isinstance(endpoint, Endpoint):
-                handler = _ingest_handler(settings, topics, source.name, endpoint, sink, metrics)
+                handler = _ingest_handler(settings, topics, source.name, endpoint, sink, metrics, in_flight)
             else:
-                handler = _challenge_handler(endpoint)
+                handler = _challenge_handler(source.name, endpoint, metrics)
             app.router.add_route(endpoint.method, endpoint.path, handler)
 
     async def healthz(_: web.Request) -> web.Response:
@@ -95,6 +113,28 @@ def make_app(
     return app
 
 
+class InFlight:
+    """Counts deliveries being handled; past `limit`, new ones are refused at once (503) instead of
+    queueing behind a slow Kafka until every request times out."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.count = 0
+
+
+@web.middleware
+async def _no_tracebacks(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A bug anywhere below answers 503 + Retry-After (the sender retries), never a 500 with a trace."""
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise
+    except Exception:
+        request_id = uuid.uuid4().hex
+        log.exception("unexpected error", extra={"request_id": request_id})
+        return _answer(Outcome.UNAVAILABLE, request_id)
+
+
 def _raw_request(request: web.Request, body: bytes, received_at_ms: int) -> RawRequest:
     return RawRequest(
         method=request.method,
@@ -117,44 +157,58 @@ def _ingest_handler(
     endpoint: Endpoint,
     sink: RawSink,
     metrics: ReceiverMetrics,
+    in_flight: InFlight,
 ) -> Handler:
     topic = topics.raw(source)
     ack_timeout_s = settings.ack_timeout_ms / 1000
+    read_timeout_s = settings.read_timeout_ms / 1000
     fixed_headers = ((H.SOURCE, source.encode()), (H.ROUTE, endpoint.route.encode()))
     requests = metrics.requests
-    rejections = metrics.rejections
+    latency = metrics.request_seconds.labels(source)
 
-    def refuse(reason: Reason, outcome: Outcome, request_id: str) -> web.Response:
-        rejections.labels(source, reason.value).inc()
+    def refuse(reason: Reason, request_id: str) -> web.Response:
+        metrics.rejections.labels(source, reason.value).inc()
         log.info("refused", extra={"source": source, "reason": reason.value, "request_id": request_id})
-        return _answer(outcome, request_id)
+        return _answer(_REFUSAL.get(reason, Outcome.UNAUTHORIZED), request_id)
 
     async def handle(request: web.Request) -> web.Response:
         started = time.perf_counter()
         received_at_ms = time.time_ns() // 1_000_000
         request_id = uuid.uuid4().hex
-        try:
-            body = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            response = refuse(Reason.BODY_TOO_LARGE, Outcome.TOO_LARGE, request_id)
+        if in_flight.count >= in_flight.limit:
+            response = refuse(Reason.OVERLOADED, request_id)
         else:
-            response = await deliver(request, body, received_at_ms, request_id)
+            in_flight.count += 1
+            try:
+                response = await receive(request, received_at_ms, request_id)
+            finally:
+                in_flight.count -= 1
         requests.labels(source, str(response.status)).inc()
-        metrics.request_seconds.labels(source).observe(time.perf_counter() - started)
+        latency.observe(time.perf_counter() - started)
         return response
 
-    async def deliver(
-        request: web.Request, body: bytes, received_at_ms: int, request_id: str
-    ) -> web.Response:
-        verdict = endpoint.verify(_raw_request(request, body, received_at_ms))
+    async def receive(request: web.Request, received_at_ms: int, request_id: str) -> web.Response:
+        try:
+            body = await asyncio.wait_for(request.read(), read_timeout_s)
+        except web.HTTPRequestEntityTooLarge:
+            return refuse(Reason.BODY_TOO_LARGE, request_id)
+        except TimeoutError:
+            return refuse(Reason.BODY_TIMEOUT, request_id)
+        except (ConnectionError, web.HTTPBadRequest, OSError):
+            return refuse(Reason.BODY_INCOMPLETE, request_id)
+        try:
+            verdict = endpoint.verify(_raw_request(request, body, received_at_ms))
+        except Exception:
+            log.exception("verifier failed", extra={"source": source, "request_id": request_id})
+            return refuse(Reason.INTERNAL_ERROR, request_id)
         if isinstance(verdict, Rejected):
-            return refuse(verdict.reason, Outcome.UNAUTHORIZED, request_id)
+            return refuse(verdict.reason, request_id)
         delivery = _delivery(request, body, received_at_ms, request_id, verdict)
         produce_started = time.perf_counter()
         try:
             await asyncio.wait_for(sink.deliver(delivery), ack_timeout_s)
         except (SinkUnavailable, TimeoutError):
-            return refuse(Reason.KAFKA_UNAVAILABLE, Outcome.UNAVAILABLE, request_id)
+            return refuse(Reason.KAFKA_UNAVAILABLE, request_id)
         metrics.kafka_produce_seconds.observe(time.perf_counter() - produce_started)
         return _answer(Outcome.ACCEPTED, request_id, endpoint.reply_body)
 
@@ -178,9 +232,10 @@ def _ingest_handler(
     return handle
 
 
-def _challenge_handler(challenge: Challenge) -> Handler:
+def _challenge_handler(source: str, challenge: Challenge, metrics: ReceiverMetrics) -> Handler:
     async def handle(request: web.Request) -> web.Response:
-        reply: Reply = challenge.respond(_raw_request(request, b"", time.time_ns() // 1_000_000))
+        reply = challenge.respond(_raw_request(request, b"", time.time_ns() // 1_000_000))
+        metrics.requests.labels(source, str(reply.status)).inc()
         return web.Response(status=reply.status, body=reply.body, content_type=reply.content_type)
 
     return handle

@@ -21,6 +21,8 @@ class Reason(StrEnum):
     MALFORMED_BODY = "malformed_body"
     BODY_TOO_LARGE = "body_too_large"
     BODY_INCOMPLETE = "body_incomplete"
+    BODY_TIMEOUT = "body_timeout"
+    INTERNAL_ERROR = "internal_error"
     OVERLOADED = "overloaded"
     KAFKA_UNAVAILABLE = "kafka_unavailable"
 

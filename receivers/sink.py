@@ -89,7 +89,8 @@ class KafkaSink:
             ack = await self._producer.send(
                 delivery.topic, value=delivery.value, key=delivery.key, headers=list(delivery.headers)
             )
-            await ack
+            # A caller that gives up waiting must not cancel the batch's future under aiokafka's feet.
+            await asyncio.shield(ack)
         except KafkaError as exc:
             raise SinkUnavailable(type(exc).__name__) from exc
 

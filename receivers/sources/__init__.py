@@ -6,12 +6,17 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from hookstream.settings import Settings
-from receivers.sources import website_toolbox
+from receivers.sources import hootsuite, standard, website_toolbox, x
 from receivers.sources.base import Challenge, Endpoint, Source
 
 __all__ = ["BUILDERS", "Challenge", "Endpoint", "Source", "enabled_sources"]
 
-BUILDERS: tuple[Callable[[Settings], Source | None], ...] = (website_toolbox.build,)
+BUILDERS: tuple[Callable[[Settings], Source | None], ...] = (
+    x.build,
+    hootsuite.build,
+    website_toolbox.build,
+    standard.build,
+)
 
 
 def enabled_sources(settings: Settings) -> list[Source]:

@@ -1,0 +1,78 @@
+"""Hootsuite: the App Directory assignment callback, and the events URL for message-state webhooks.
+
+The callback is authenticated by Hootsuite's SSO token, `sha512hex(sso_i + sso_ts + shared secret)`,
+carried in the body itself (form-urlencoded or JSON), with `sso_ts` checked against a tolerance since the
+token never expires by itself. Message-state webhooks have no documented signature, so their URL carries
+an unguessable token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+from hookstream.forms import UnreadableBody, parse_fields, text_field
+from hookstream.settings import Settings
+from receivers.delivery import Accepted, RawRequest, Reason, Rejected, Verdict, Verifier
+from receivers.sources.base import Endpoint, Source
+from receivers.sources.checks import matches_any, path_token
+
+NAME = "hootsuite"
+SSO_SHA512 = "sso-sha512"
+CALLBACK_REPLY = b'{"success":true}'
+_MS_THRESHOLD = 100_000_000_000  # an sso_ts above this is in milliseconds
+
+
+def sso_token(user_id: str, timestamp: str, secret: str) -> str:
+    return hashlib.sha512(f"{user_id}{timestamp}{secret}".encode()).hexdigest()
+
+
+def sso_check(secrets: Sequence[str], tolerance_s: int) -> Verifier:
+    """Accept a callback whose `sso_token` matches any secret and whose `sso_ts` is recent enough."""
+    if not secrets:
+        raise ValueError("the SSO check needs at least one secret")
+
+    def verify(request: RawRequest) -> Verdict:
+        try:
+            fields = parse_fields(request.body, request.headers.get("Content-Type"))
+        except UnreadableBody:
+            return Rejected(Reason.MALFORMED_BODY)
+        token = text_field(fields, "sso_token")
+        user_id = text_field(fields, "sso_i")
+        timestamp = text_field(fields, "sso_ts")
+        if not token or user_id is None:
+            return Rejected(Reason.MISSING_SIGNATURE)
+        if not timestamp or not timestamp.isdigit():
+            return Rejected(Reason.MISSING_TIMESTAMP)
+        expected = [sso_token(user_id, timestamp, secret).encode() for secret in secrets]
+        if not matches_any([token.strip().lower().encode("utf-8", "replace")], expected):
+            return Rejected(Reason.BAD_SIGNATURE)
+        seconds = int(timestamp) / 1000 if int(timestamp) > _MS_THRESHOLD else int(timestamp)
+        if abs(request.received_at_ms / 1000 - seconds) > tolerance_s:
+            return Rejected(Reason.STALE_TIMESTAMP)
+        return Accepted(auth=SSO_SHA512)
+
+    return verify
+
+
+def build(settings: Settings) -> Source | None:
+    endpoints: list[Endpoint] = []
+    if settings.hootsuite_secrets:
+        secrets = [secret.reveal() for secret in settings.hootsuite_secrets]
+        endpoints.append(
+            Endpoint(
+                "/webhooks/hootsuite/callback",
+                route="callback",
+                verify=sso_check(secrets, settings.hootsuite_sso_tolerance_s),
+                reply_body=CALLBACK_REPLY,
+            )
+        )
+    if settings.hootsuite_events_token is not None:
+        endpoints.append(
+            Endpoint(
+                "/webhooks/hootsuite/events/{token}",
+                route="events",
+                verify=path_token(settings.hootsuite_events_token),
+            )
+        )
+    return Source(NAME, tuple(endpoints)) if endpoints else None
