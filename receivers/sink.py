@@ -112,6 +112,8 @@ class MemorySink:
         self.deliveries: list[Delivery] = []
         self.fail = False
         self.stall = False
+        self.stalled = 0  # deliveries that have waited on the stalled sink
+        self._stalled_changed = asyncio.Condition()
 
     async def start(self) -> None:
         return None
@@ -121,6 +123,9 @@ class MemorySink:
 
     async def deliver(self, delivery: Delivery) -> None:
         if self.stall:
+            async with self._stalled_changed:
+                self.stalled += 1
+                self._stalled_changed.notify_all()
             await asyncio.Event().wait()
         if self.fail:
             raise SinkUnavailable("memory sink set to fail")
@@ -128,3 +133,8 @@ class MemorySink:
 
     async def ready(self) -> bool:
         return not (self.fail or self.stall)
+
+    async def wait_stalled(self, count: int) -> None:
+        """Return once `count` deliveries in all have waited on the stalled sink."""
+        async with self._stalled_changed:
+            await self._stalled_changed.wait_for(lambda: self.stalled >= count)

@@ -1,0 +1,252 @@
+"""Every sender's routes through the real app with the in-memory sink: status codes, the raw record's
+headers, and the common rules (disabled senders, overload, slow bodies, bugs) of SPEC §1."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import time
+from collections.abc import AsyncIterator, Callable, Coroutine
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from standardwebhooks.webhooks import Webhook
+
+from hookstream.settings import Settings
+from receivers.app import RUNNER_OPTIONS, make_app
+from receivers.delivery import RawRequest, Verdict
+from receivers.metrics import ReceiverMetrics
+from receivers.sink import MemorySink
+from receivers.sources import Endpoint, Source, enabled_sources
+
+X_SECRET = "your_consumer_secret_here"
+HOOTSUITE_SECRET = "shared-secret"
+EVENTS_TOKEN = "hootsuite-events-0123456789"
+STANDARD_SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
+ALL_SENDERS = {
+    "HOOKSTREAM_X_CONSUMER_SECRETS": X_SECRET,
+    "HOOKSTREAM_HOOTSUITE_SECRETS": HOOTSUITE_SECRET,
+    "HOOKSTREAM_HOOTSUITE_EVENTS_TOKEN": EVENTS_TOKEN,
+    "HOOKSTREAM_STANDARD_SECRETS": f"acme={STANDARD_SECRET}",
+}
+ClientFactory = Callable[..., Coroutine[Any, Any, TestClient[Any, Any]]]
+
+
+@pytest.fixture
+def sink() -> MemorySink:
+    return MemorySink()
+
+
+@pytest.fixture
+def metrics() -> ReceiverMetrics:
+    return ReceiverMetrics()
+
+
+@pytest.fixture
+async def client_for(sink: MemorySink, metrics: ReceiverMetrics) -> AsyncIterator[ClientFactory]:
+    clients: list[TestClient[Any, Any]] = []
+
+    async def make(
+        env: dict[str, str] | None = None, sources: list[Source] | None = None
+    ) -> TestClient[Any, Any]:
+        settings = Settings.from_env(ALL_SENDERS if env is None else env)
+        app = make_app(settings, enabled_sources(settings) if sources is None else sources, sink, metrics)
+        server = TestServer(app)
+        await server.start_server(**RUNNER_OPTIONS)
+        client = TestClient(server)
+        await client.start_server()
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        await client.close()
+
+
+def rejections(metrics: ReceiverMetrics, source: str, reason: str) -> float:
+    return (
+        metrics.registry.get_sample_value("hookstream_rejections_total", {"source": source, "reason": reason})
+        or 0
+    )
+
+
+def x_signature(body: bytes) -> str:
+    import hmac
+
+    return "sha256=" + base64.b64encode(hmac.new(X_SECRET.encode(), body, hashlib.sha256).digest()).decode()
+
+
+def sso_body(ts: int | None = None) -> bytes:
+    ts = int(time.time()) if ts is None else ts
+    token = hashlib.sha512(f"421335{ts}{HOOTSUITE_SECRET}".encode()).hexdigest()
+    return (
+        f"action=Assignment&sso_i=421335&sso_ts={ts}&sso_token={token}&assignmentId=654321&status=OPEN"
+        f"&modifiedDate=2026-11-28+15%3A00%3A00"
+    ).encode()
+
+
+async def test_x_crc_challenge_is_answered_from_the_first_secret(
+    client_for: ClientFactory, sink: MemorySink
+) -> None:
+    client = await client_for(ALL_SENDERS | {"HOOKSTREAM_X_CONSUMER_SECRETS": f"{X_SECRET},second"})
+    response = await client.get("/webhooks/x", params={"crc_token": "challenge_string"})
+    assert response.status == 200
+    assert await response.json() == {"response_token": "sha256=mchn+rKsGVnYHN/lGyanuEw6XariJ3D+ARDLDsd0dS0="}
+    assert (await client.get("/webhooks/x")).status == 400
+    assert (await client.get("/webhooks/x", params={"crc_token": ""})).status == 400
+    assert sink.deliveries == []
+
+
+async def test_x_signed_post_is_delivered_with_its_signature_header(
+    client_for: ClientFactory, sink: MemorySink, metrics: ReceiverMetrics
+) -> None:
+    client = await client_for()
+    body = b'{"data": {"id": "1346889436626259968"}, "matching_rules": [{"id": "1", "tag": "api-posts"}]}'
+    signature = x_signature(body)
+    headers = {"x-twitter-webhooks-signature": signature, "Content-Type": "application/json"}
+    assert (await client.post("/webhooks/x", data=body, headers=headers)).status == 200
+    (delivery,) = sink.deliveries
+    assert delivery.topic == "hookstream.raw.x"
+    assert delivery.value == body
+    record_headers = dict(delivery.headers)
+    assert record_headers["hs-auth"] == b"hmac-sha256"
+    assert record_headers["hs-route"] == b"post"
+    assert record_headers["hs-http-x-twitter-webhooks-signature"] == signature.encode()
+    headers["x-twitter-webhooks-signature"] = x_signature(body + b"!")
+    assert (await client.post("/webhooks/x", data=body, headers=headers)).status == 401
+    assert rejections(metrics, "x", "bad_signature") == 1
+    assert len(sink.deliveries) == 1
+
+
+async def test_hootsuite_callback_answers_success_and_keeps_the_form_as_sent(
+    client_for: ClientFactory, sink: MemorySink, metrics: ReceiverMetrics
+) -> None:
+    client = await client_for()
+    body = sso_body()
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    response = await client.post("/webhooks/hootsuite/callback", data=body, headers=form)
+    assert response.status == 200
+    assert await response.json() == {"success": True}
+    (delivery,) = sink.deliveries
+    assert (delivery.topic, delivery.value) == ("hookstream.raw.hootsuite", body)
+    assert dict(delivery.headers)["hs-route"] == b"callback"
+    assert dict(delivery.headers)["hs-auth"] == b"sso-sha512"
+    stale = sso_body(int(time.time()) - 3600)
+    assert (await client.post("/webhooks/hootsuite/callback", data=stale, headers=form)).status == 401
+    assert rejections(metrics, "hootsuite", "stale_timestamp") == 1
+    assert len(sink.deliveries) == 1
+
+
+async def test_hootsuite_events_take_arrays_and_single_events_by_url_token(
+    client_for: ClientFactory, sink: MemorySink
+) -> None:
+    client = await client_for()
+    array = b'[{"seq_no": "1", "type": "com.hootsuite.ping.event.v1", "data": {}}]'
+    single = b'{"type": "message.sent", "data": {"id": "1"}}'
+    for body in (array, single):
+        response = await client.post(f"/webhooks/hootsuite/events/{EVENTS_TOKEN}", data=body)
+        assert response.status == 200
+    assert [d.value for d in sink.deliveries] == [array, single]
+    assert {dict(d.headers)["hs-route"] for d in sink.deliveries} == {b"events"}
+    assert (
+        await client.post("/webhooks/hootsuite/events/guessed-token-0123456789", data=single)
+    ).status == 401
+
+
+async def test_standard_webhooks_are_keyed_by_webhook_id_and_named(
+    client_for: ClientFactory, sink: MemorySink
+) -> None:
+    client = await client_for()
+    body = '{"type": "invoice.paid", "timestamp": "2026-11-28T15:00:00Z", "data": {"id": "inv_1"}}'
+    now = datetime.now(tz=UTC)
+    headers = {
+        "webhook-id": "msg_1",
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": Webhook(STANDARD_SECRET).sign("msg_1", now, body),
+    }
+    assert (await client.post("/webhooks/standard/acme", data=body.encode(), headers=headers)).status == 200
+    (delivery,) = sink.deliveries
+    assert delivery.topic == "hookstream.raw.standard"
+    assert delivery.key == b"msg_1"
+    record_headers = dict(delivery.headers)
+    assert record_headers["hs-name"] == b"acme"
+    assert record_headers["hs-auth"] == b"standard-v1"
+    assert {name for name in record_headers if name.startswith("hs-http-")} == {
+        "hs-http-webhook-id",
+        "hs-http-webhook-timestamp",
+        "hs-http-webhook-signature",
+    }
+    assert (
+        await client.post("/webhooks/standard/unknown", data=body.encode(), headers=headers)
+    ).status == 404
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/webhooks/x?crc_token=abc"),
+        ("POST", "/webhooks/x"),
+        ("POST", "/webhooks/hootsuite/callback"),
+        ("POST", f"/webhooks/hootsuite/events/{EVENTS_TOKEN}"),
+        ("POST", "/webhooks/standard/acme"),
+    ],
+)
+async def test_senders_without_credentials_are_disabled(
+    client_for: ClientFactory, method: str, path: str
+) -> None:
+    client = await client_for({})
+    assert (await client.request(method, path)).status == 404
+
+
+async def test_a_flood_beyond_the_in_flight_bound_gets_fast_503s(
+    client_for: ClientFactory, sink: MemorySink, metrics: ReceiverMetrics
+) -> None:
+    sink.stall = True
+    client = await client_for(
+        ALL_SENDERS | {"HOOKSTREAM_MAX_IN_FLIGHT": "2", "HOOKSTREAM_ACK_TIMEOUT_MS": "60000"}
+    )
+    url = f"/webhooks/hootsuite/events/{EVENTS_TOKEN}"
+    stalled = [asyncio.create_task(client.post(url, data=b"[]")) for _ in range(2)]
+
+    await asyncio.wait_for(sink.wait_stalled(2), 10)
+    response = await client.post(url, data=b"[]")
+    assert response.status == 503
+    assert response.headers["Retry-After"].isdigit()
+    assert rejections(metrics, "hootsuite", "overloaded") == 1
+    for task in stalled:
+        task.cancel()
+
+
+async def test_a_body_that_trickles_in_too_slowly_is_cut_off(
+    client_for: ClientFactory, sink: MemorySink, metrics: ReceiverMetrics
+) -> None:
+    client = await client_for(ALL_SENDERS | {"HOOKSTREAM_READ_TIMEOUT_MS": "200"})
+
+    async def trickle() -> AsyncIterator[bytes]:
+        yield b"["
+        await asyncio.sleep(2)  # the slow client under test, not synchronisation
+        yield b"]"
+
+    response = await client.post(f"/webhooks/hootsuite/events/{EVENTS_TOKEN}", data=trickle())
+    assert response.status == 408
+    assert rejections(metrics, "hootsuite", "body_timeout") == 1
+    assert sink.deliveries == []
+
+
+async def test_a_verifier_bug_is_a_503_never_a_500_and_never_an_acceptance(
+    client_for: ClientFactory, sink: MemorySink, metrics: ReceiverMetrics
+) -> None:
+    def broken(request: RawRequest) -> Verdict:
+        raise KeyError("a bug")
+
+    client = await client_for(
+        {}, sources=[Source("x", (Endpoint("/webhooks/x", route="post", verify=broken),))]
+    )
+    response = await client.post("/webhooks/x", data=b"{}")
+    assert response.status == 503
+    assert "KeyError" not in await response.text()
+    assert rejections(metrics, "x", "internal_error") == 1
+    assert sink.deliveries == []
