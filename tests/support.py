@@ -1,15 +1,22 @@
-"""Helpers both test suites use: run our CLI, pick a free port, the expected forum CloudEvent."""
+"""Helpers both test suites use: run our CLI, pick a free port, sign like the senders do, and the
+expected forum CloudEvent."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import os
 import socket
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import orjson
+from standardwebhooks.webhooks import Webhook
 
 from tests.fixtures import fixture_bytes
 
@@ -49,4 +56,26 @@ def user_created_cloudevent(*, received_at: str, raw: str) -> dict[str, Any]:
         "hsmode": "live",
         "hsreceivedat": received_at,
         "hsraw": raw,
+    }
+
+
+def x_signature(secret: str, body: bytes) -> str:
+    """`x-twitter-webhooks-signature` as X computes it (stdlib only, independent of our verifier)."""
+    return "sha256=" + base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
+
+
+def sso_form(secret: str, ts: int, **fields: str) -> bytes:
+    """A Hootsuite assignment callback, form-urlencoded, with the SSO token Hootsuite would compute."""
+    token = hashlib.sha512(f"421335{ts}{secret}".encode()).hexdigest()
+    form = {"action": "Assignment", "sso_i": "421335", "sso_ts": str(ts), "sso_token": token}
+    form |= {"assignmentId": "654321", "status": "OPEN"} | fields
+    return urlencode(form).encode()
+
+
+def standard_headers(secret: str, msg_id: str, at: datetime, body: str) -> dict[str, str]:
+    """Standard Webhooks headers signed by the official `standardwebhooks` package."""
+    return {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(int(at.timestamp())),
+        "webhook-signature": Webhook(secret).sign(msg_id, at, body),
     }

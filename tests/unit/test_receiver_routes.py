@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import hashlib
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import UTC, datetime
@@ -13,7 +12,6 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from standardwebhooks.webhooks import Webhook
 
 from hookstream.settings import Settings
 from receivers.app import RUNNER_OPTIONS, make_app
@@ -21,6 +19,7 @@ from receivers.delivery import RawRequest, Verdict
 from receivers.metrics import ReceiverMetrics
 from receivers.sink import MemorySink
 from receivers.sources import Endpoint, Source, enabled_sources
+from tests.support import sso_form, standard_headers, x_signature
 
 X_SECRET = "your_consumer_secret_here"
 HOOTSUITE_SECRET = "shared-secret"
@@ -73,21 +72,6 @@ def rejections(metrics: ReceiverMetrics, source: str, reason: str) -> float:
     )
 
 
-def x_signature(body: bytes) -> str:
-    import hmac
-
-    return "sha256=" + base64.b64encode(hmac.new(X_SECRET.encode(), body, hashlib.sha256).digest()).decode()
-
-
-def sso_body(ts: int | None = None) -> bytes:
-    ts = int(time.time()) if ts is None else ts
-    token = hashlib.sha512(f"421335{ts}{HOOTSUITE_SECRET}".encode()).hexdigest()
-    return (
-        f"action=Assignment&sso_i=421335&sso_ts={ts}&sso_token={token}&assignmentId=654321&status=OPEN"
-        f"&modifiedDate=2026-11-28+15%3A00%3A00"
-    ).encode()
-
-
 async def test_x_crc_challenge_is_answered_from_the_first_secret(
     client_for: ClientFactory, sink: MemorySink
 ) -> None:
@@ -105,7 +89,7 @@ async def test_x_signed_post_is_delivered_with_its_signature_header(
 ) -> None:
     client = await client_for()
     body = b'{"data": {"id": "1346889436626259968"}, "matching_rules": [{"id": "1", "tag": "api-posts"}]}'
-    signature = x_signature(body)
+    signature = x_signature(X_SECRET, body)
     headers = {"x-twitter-webhooks-signature": signature, "Content-Type": "application/json"}
     assert (await client.post("/webhooks/x", data=body, headers=headers)).status == 200
     (delivery,) = sink.deliveries
@@ -115,7 +99,7 @@ async def test_x_signed_post_is_delivered_with_its_signature_header(
     assert record_headers["hs-auth"] == b"hmac-sha256"
     assert record_headers["hs-route"] == b"post"
     assert record_headers["hs-http-x-twitter-webhooks-signature"] == signature.encode()
-    headers["x-twitter-webhooks-signature"] = x_signature(body + b"!")
+    headers["x-twitter-webhooks-signature"] = x_signature(X_SECRET, body + b"!")
     assert (await client.post("/webhooks/x", data=body, headers=headers)).status == 401
     assert rejections(metrics, "x", "bad_signature") == 1
     assert len(sink.deliveries) == 1
@@ -125,7 +109,7 @@ async def test_hootsuite_callback_answers_success_and_keeps_the_form_as_sent(
     client_for: ClientFactory, sink: MemorySink, metrics: ReceiverMetrics
 ) -> None:
     client = await client_for()
-    body = sso_body()
+    body = sso_form(HOOTSUITE_SECRET, int(time.time()), modifiedDate="2026-11-28 15:00:00")
     form = {"Content-Type": "application/x-www-form-urlencoded"}
     response = await client.post("/webhooks/hootsuite/callback", data=body, headers=form)
     assert response.status == 200
@@ -134,7 +118,7 @@ async def test_hootsuite_callback_answers_success_and_keeps_the_form_as_sent(
     assert (delivery.topic, delivery.value) == ("hookstream.raw.hootsuite", body)
     assert dict(delivery.headers)["hs-route"] == b"callback"
     assert dict(delivery.headers)["hs-auth"] == b"sso-sha512"
-    stale = sso_body(int(time.time()) - 3600)
+    stale = sso_form(HOOTSUITE_SECRET, int(time.time()) - 3600)
     assert (await client.post("/webhooks/hootsuite/callback", data=stale, headers=form)).status == 401
     assert rejections(metrics, "hootsuite", "stale_timestamp") == 1
     assert len(sink.deliveries) == 1
@@ -162,11 +146,7 @@ async def test_standard_webhooks_are_keyed_by_webhook_id_and_named(
     client = await client_for()
     body = '{"type": "invoice.paid", "timestamp": "2026-11-28T15:00:00Z", "data": {"id": "inv_1"}}'
     now = datetime.now(tz=UTC)
-    headers = {
-        "webhook-id": "msg_1",
-        "webhook-timestamp": str(int(now.timestamp())),
-        "webhook-signature": Webhook(STANDARD_SECRET).sign("msg_1", now, body),
-    }
+    headers = standard_headers(STANDARD_SECRET, "msg_1", now, body)
     assert (await client.post("/webhooks/standard/acme", data=body.encode(), headers=headers)).status == 200
     (delivery,) = sink.deliveries
     assert delivery.topic == "hookstream.raw.standard"
