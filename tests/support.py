@@ -23,6 +23,20 @@ from tests.fixtures import fixture_bytes
 HOOKSTREAM = Path(sys.executable).with_name("hookstream")
 USER_CREATED = fixture_bytes("websitetoolbox/user_created.json")
 
+# Made-up credentials of every sender, and the settings that enable them all.
+X_SECRET = "your_consumer_secret_here"
+HOOTSUITE_SECRET = "hootsuite-shared-secret"
+EVENTS_TOKEN = "hootsuite-events-0123456789"
+FORUM_TOKEN = "forum-token-0123456789abcdef"
+STANDARD_SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
+SENDERS = {
+    "HOOKSTREAM_X_CONSUMER_SECRETS": X_SECRET,
+    "HOOKSTREAM_HOOTSUITE_SECRETS": HOOTSUITE_SECRET,
+    "HOOKSTREAM_HOOTSUITE_EVENTS_TOKEN": EVENTS_TOKEN,
+    "HOOKSTREAM_WEBSITETOOLBOX_TOKEN": FORUM_TOKEN,
+    "HOOKSTREAM_STANDARD_SECRETS": f"acme={STANDARD_SECRET}",
+}
+
 
 def run_cli(*args: str, timeout: float = 180, **env: str) -> subprocess.CompletedProcess[str]:
     """`hookstream ARGS…` with `env` added to ours; never raises on a non-zero exit."""

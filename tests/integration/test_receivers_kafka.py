@@ -3,7 +3,6 @@ bytes and headers; every kind of rejection writes nothing; with the broker gone,
 
 from __future__ import annotations
 
-import base64
 import shutil
 import time
 from collections.abc import Iterator
@@ -15,20 +14,21 @@ import pytest
 from hookstream.settings import Settings
 from hookstream.topics import Topics
 from tests.integration.harness import Stack, end_offsets, eventually, read_topic
-from tests.support import USER_CREATED, free_port, run_cli, sso_form, standard_headers, x_signature
+from tests.support import (
+    EVENTS_TOKEN,
+    FORUM_TOKEN,
+    HOOTSUITE_SECRET,
+    SENDERS,
+    STANDARD_SECRET,
+    USER_CREATED,
+    X_SECRET,
+    free_port,
+    run_cli,
+    sso_form,
+    standard_headers,
+    x_signature,
+)
 
-X_SECRET = "x-consumer-secret"
-HOOTSUITE_SECRET = "hootsuite-shared-secret"
-EVENTS_TOKEN = "hootsuite-events-0123456789"
-FORUM_TOKEN = "forum-token-0123456789abcdef"
-STANDARD_SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
-SENDERS = {
-    "HOOKSTREAM_X_CONSUMER_SECRETS": X_SECRET,
-    "HOOKSTREAM_HOOTSUITE_SECRETS": HOOTSUITE_SECRET,
-    "HOOKSTREAM_HOOTSUITE_EVENTS_TOKEN": EVENTS_TOKEN,
-    "HOOKSTREAM_WEBSITETOOLBOX_TOKEN": FORUM_TOKEN,
-    "HOOKSTREAM_STANDARD_SECRETS": f"acme={STANDARD_SECRET}",
-}
 X_POST = (
     b'{"data": {"id": "1346889436626259968", "text": "hi"}, "matching_rules": [{"id": "1", "tag": "api"}]}'
 )

@@ -1,53 +1,17 @@
-"""The receiver app with the in-memory sink: every status code of SPEC §1 for Website Toolbox."""
+"""The receiver app with the in-memory sink: the common statuses of SPEC §1, on the forum route."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable, Coroutine
-from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
 
-from hookstream.settings import Settings
-from receivers.app import RUNNER_OPTIONS, make_app
 from receivers.metrics import ReceiverMetrics
 from receivers.sink import MemorySink
-from receivers.sources import enabled_sources
-from tests.fixtures import fixture_bytes
+from tests.support import FORUM_TOKEN, USER_CREATED
+from tests.unit.conftest import ClientFactory
 
-TOKEN = "forum-token-0123456789abcdef"
-USER_CREATED = fixture_bytes("websitetoolbox/user_created.json")
-ClientFactory = Callable[..., Coroutine[Any, Any, TestClient[Any, Any]]]
-
-
-@pytest.fixture
-def sink() -> MemorySink:
-    return MemorySink()
-
-
-@pytest.fixture
-def metrics() -> ReceiverMetrics:
-    return ReceiverMetrics()
-
-
-@pytest.fixture
-async def client_for(sink: MemorySink, metrics: ReceiverMetrics) -> AsyncIterator[ClientFactory]:
-    clients: list[TestClient[Any, Any]] = []
-
-    async def make(**env: str) -> TestClient[Any, Any]:
-        settings = Settings.from_env({"HOOKSTREAM_WEBSITETOOLBOX_TOKEN": TOKEN, **env})
-        app = make_app(settings, enabled_sources(settings), sink, metrics)
-        server = TestServer(app)
-        await server.start_server(**RUNNER_OPTIONS)
-        client = TestClient(server)
-        await client.start_server()
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        await client.close()
+TOKEN = FORUM_TOKEN
 
 
 def sample(metrics: ReceiverMetrics, name: str, **labels: str) -> float:

@@ -4,78 +4,33 @@ headers, and the common rules (disabled senders, overload, slow bodies, bugs) of
 from __future__ import annotations
 
 import asyncio
-import base64
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
 
-from hookstream.settings import Settings
-from receivers.app import RUNNER_OPTIONS, make_app
 from receivers.delivery import RawRequest, Verdict
 from receivers.metrics import ReceiverMetrics
 from receivers.sink import MemorySink
-from receivers.sources import Endpoint, Source, enabled_sources
-from tests.support import sso_form, standard_headers, x_signature
-
-X_SECRET = "your_consumer_secret_here"
-HOOTSUITE_SECRET = "shared-secret"
-EVENTS_TOKEN = "hootsuite-events-0123456789"
-STANDARD_SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
-ALL_SENDERS = {
-    "HOOKSTREAM_X_CONSUMER_SECRETS": X_SECRET,
-    "HOOKSTREAM_HOOTSUITE_SECRETS": HOOTSUITE_SECRET,
-    "HOOKSTREAM_HOOTSUITE_EVENTS_TOKEN": EVENTS_TOKEN,
-    "HOOKSTREAM_STANDARD_SECRETS": f"acme={STANDARD_SECRET}",
-}
-ClientFactory = Callable[..., Coroutine[Any, Any, TestClient[Any, Any]]]
-
-
-@pytest.fixture
-def sink() -> MemorySink:
-    return MemorySink()
-
-
-@pytest.fixture
-def metrics() -> ReceiverMetrics:
-    return ReceiverMetrics()
-
-
-@pytest.fixture
-async def client_for(sink: MemorySink, metrics: ReceiverMetrics) -> AsyncIterator[ClientFactory]:
-    clients: list[TestClient[Any, Any]] = []
-
-    async def make(
-        env: dict[str, str] | None = None, sources: list[Source] | None = None
-    ) -> TestClient[Any, Any]:
-        settings = Settings.from_env(ALL_SENDERS if env is None else env)
-        app = make_app(settings, enabled_sources(settings) if sources is None else sources, sink, metrics)
-        server = TestServer(app)
-        await server.start_server(**RUNNER_OPTIONS)
-        client = TestClient(server)
-        await client.start_server()
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        await client.close()
-
-
-def rejections(metrics: ReceiverMetrics, source: str, reason: str) -> float:
-    return (
-        metrics.registry.get_sample_value("hookstream_rejections_total", {"source": source, "reason": reason})
-        or 0
-    )
+from receivers.sources import Endpoint, Source
+from tests.support import (
+    EVENTS_TOKEN,
+    HOOTSUITE_SECRET,
+    SENDERS,
+    STANDARD_SECRET,
+    X_SECRET,
+    sso_form,
+    standard_headers,
+    x_signature,
+)
+from tests.unit.conftest import ClientFactory, rejections
 
 
 async def test_x_crc_challenge_is_answered_from_the_first_secret(
     client_for: ClientFactory, sink: MemorySink
 ) -> None:
-    client = await client_for(ALL_SENDERS | {"HOOKSTREAM_X_CONSUMER_SECRETS": f"{X_SECRET},second"})
+    client = await client_for(SENDERS | {"HOOKSTREAM_X_CONSUMER_SECRETS": f"{X_SECRET},second"})
     response = await client.get("/webhooks/x", params={"crc_token": "challenge_string"})
     assert response.status == 200
     assert await response.json() == {"response_token": "sha256=mchn+rKsGVnYHN/lGyanuEw6XariJ3D+ARDLDsd0dS0="}
@@ -186,7 +141,7 @@ async def test_a_flood_beyond_the_in_flight_bound_gets_fast_503s(
 ) -> None:
     sink.stall = True
     client = await client_for(
-        ALL_SENDERS | {"HOOKSTREAM_MAX_IN_FLIGHT": "2", "HOOKSTREAM_ACK_TIMEOUT_MS": "60000"}
+        SENDERS | {"HOOKSTREAM_MAX_IN_FLIGHT": "2", "HOOKSTREAM_ACK_TIMEOUT_MS": "60000"}
     )
     url = f"/webhooks/hootsuite/events/{EVENTS_TOKEN}"
     stalled = [asyncio.create_task(client.post(url, data=b"[]")) for _ in range(2)]
@@ -203,7 +158,7 @@ async def test_a_flood_beyond_the_in_flight_bound_gets_fast_503s(
 async def test_a_body_that_trickles_in_too_slowly_is_cut_off(
     client_for: ClientFactory, sink: MemorySink, metrics: ReceiverMetrics
 ) -> None:
-    client = await client_for(ALL_SENDERS | {"HOOKSTREAM_READ_TIMEOUT_MS": "200"})
+    client = await client_for(SENDERS | {"HOOKSTREAM_READ_TIMEOUT_MS": "200"})
 
     async def trickle() -> AsyncIterator[bytes]:
         yield b"["
