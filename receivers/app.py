@@ -251,5 +251,6 @@ class RouteAccessLogger(AbstractAccessLogger):
         self.logger.info("%s %s %s %.1fms", request.method, route, response.status, time * 1000)
 
 
-# How every server of the app must be run (`receivers.main` and the tests alike).
-RUNNER_OPTIONS: dict[str, Any] = {"access_log_class": RouteAccessLogger}
+# How every server of the app must be run (`receivers.main` and the tests alike). An idle or stalled
+# connection (no complete request yet, or none since the last) is closed after `keepalive_timeout`.
+RUNNER_OPTIONS: dict[str, Any] = {"access_log_class": RouteAccessLogger, "keepalive_timeout": 30}

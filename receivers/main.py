@@ -11,19 +11,24 @@ from aiohttp import web
 from hookstream.settings import Settings
 from receivers.app import RUNNER_OPTIONS, make_app
 from receivers.metrics import ReceiverMetrics
-from receivers.sink import KafkaSink
+from receivers.sink import KafkaSink, RawSink
 from receivers.sources import enabled_sources
 
 log = logging.getLogger("receivers")
 
 
 def run(settings: Settings) -> None:
+    serve(settings, KafkaSink(settings))
+
+
+def serve(settings: Settings, sink: RawSink) -> None:
+    """Serve the receivers with `sink` until SIGINT/SIGTERM, on uvloop where it is installed."""
     sources = enabled_sources(settings)
     if sources:
         log.info("sources enabled", extra={"sources": ",".join(source.name for source in sources)})
     else:
         log.warning("no source is configured: every webhook route answers 404")
-    app = make_app(settings, sources, KafkaSink(settings), ReceiverMetrics())
+    app = make_app(settings, sources, sink, ReceiverMetrics())
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency wherever it installs
