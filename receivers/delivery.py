@@ -22,6 +22,7 @@ class Reason(StrEnum):
     BODY_TOO_LARGE = "body_too_large"
     BODY_INCOMPLETE = "body_incomplete"
     BODY_TIMEOUT = "body_timeout"
+    UNSUPPORTED_ENCODING = "unsupported_encoding"
     INTERNAL_ERROR = "internal_error"
     OVERLOADED = "overloaded"
     KAFKA_UNAVAILABLE = "kafka_unavailable"

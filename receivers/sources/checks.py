@@ -44,6 +44,14 @@ def b64decode_strict(text: str) -> bytes | None:
         return None
 
 
+def epoch_digits(text: str, max_digits: int = 15) -> int | None:
+    """A Unix timestamp written as ASCII digits, or None (also for absurdly long digit strings, which
+    Python refuses to convert past 4300 digits)."""
+    if not text or len(text) > max_digits or not text.isascii() or not text.isdigit():
+        return None
+    return int(text)
+
+
 def matches_any(candidates: Sequence[bytes], expected: Sequence[bytes]) -> bool:
     """Whether any candidate equals any expected value. Compares every pair, so the time taken does
     not tell which secret (or which position in a list of signatures) came closest."""

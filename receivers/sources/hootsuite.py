@@ -15,7 +15,7 @@ from hookstream.forms import UnreadableBody, parse_fields, text_field
 from hookstream.settings import Settings
 from receivers.delivery import Accepted, RawRequest, Reason, Rejected, Verdict, Verifier
 from receivers.sources.base import Endpoint, Source
-from receivers.sources.checks import matches_any, path_token
+from receivers.sources.checks import epoch_digits, matches_any, path_token
 
 NAME = "hootsuite"
 SSO_SHA512 = "sso-sha512"
@@ -42,12 +42,13 @@ def sso_check(secrets: Sequence[str], tolerance_s: int) -> Verifier:
         timestamp = text_field(fields, "sso_ts")
         if not token or user_id is None:
             return Rejected(Reason.MISSING_SIGNATURE)
-        if not timestamp or not timestamp.isdigit():
+        sent_at = epoch_digits(timestamp or "")
+        if timestamp is None or sent_at is None:
             return Rejected(Reason.MISSING_TIMESTAMP)
         expected = [sso_token(user_id, timestamp, secret).encode() for secret in secrets]
         if not matches_any([token.strip().lower().encode("utf-8", "replace")], expected):
             return Rejected(Reason.BAD_SIGNATURE)
-        seconds = int(timestamp) / 1000 if int(timestamp) > _MS_THRESHOLD else int(timestamp)
+        seconds = sent_at / 1000 if sent_at > _MS_THRESHOLD else sent_at
         if abs(request.received_at_ms / 1000 - seconds) > tolerance_s:
             return Rejected(Reason.STALE_TIMESTAMP)
         return Accepted(auth=SSO_SHA512)

@@ -16,7 +16,7 @@ from hookstream import headers as H
 from hookstream.settings import Settings, standard_secret_key
 from receivers.delivery import Accepted, RawRequest, Reason, Rejected, Verdict, Verifier
 from receivers.sources.base import Endpoint, Source
-from receivers.sources.checks import b64decode_strict, hmac_sha256, matches_any
+from receivers.sources.checks import b64decode_strict, epoch_digits, hmac_sha256, matches_any
 
 NAME = "standard"
 STANDARD_V1 = "standard-v1"
@@ -50,9 +50,10 @@ def standard_v1(name: str, keys: Sequence[bytes]) -> Verifier:
             return Rejected(Reason.MISSING_TIMESTAMP)
         if not signature:
             return Rejected(Reason.MISSING_SIGNATURE)
-        if not timestamp.isascii() or not timestamp.isdigit():
+        sent_at = epoch_digits(timestamp)
+        if sent_at is None:
             return Rejected(Reason.MALFORMED_SIGNATURE)
-        if abs(request.received_at_ms // 1000 - int(timestamp)) > TOLERANCE_S:
+        if abs(request.received_at_ms // 1000 - sent_at) > TOLERANCE_S:
             return Rejected(Reason.STALE_TIMESTAMP)
         candidates = v1_signatures(signature)
         if not candidates:

@@ -185,3 +185,15 @@ async def test_a_verifier_bug_is_a_503_never_a_500_and_never_an_acceptance(
     assert "KeyError" not in await response.text()
     assert rejections(metrics, "x", "internal_error") == 1
     assert sink.deliveries == []
+
+
+async def test_a_compressed_body_is_refused_with_415_and_kept_out(
+    client_for: ClientFactory, sink: MemorySink, metrics: ReceiverMetrics
+) -> None:
+    client = await client_for()
+    url = f"/webhooks/hootsuite/events/{EVENTS_TOKEN}"
+    response = await client.post(url, data=b"\x1f\x8b\x08\x00", headers={"Content-Encoding": "gzip"})
+    assert response.status == 415
+    assert rejections(metrics, "hootsuite", "unsupported_encoding") == 1
+    assert (await client.post(url, data=b"[]", headers={"Content-Encoding": "identity"})).status == 200
+    assert [delivery.value for delivery in sink.deliveries] == [b"[]"]
