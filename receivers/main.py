@@ -7,6 +7,7 @@ import logging
 import signal
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from hookstream.settings import Settings
 from receivers.app import RUNNER_OPTIONS, make_app
@@ -21,8 +22,22 @@ def run(settings: Settings) -> None:
     serve(settings, KafkaSink(settings))
 
 
+class MalformedRequestFilter(logging.Filter):
+    """aiohttp logs every request its parser refuses (it answers 400) at ERROR with a traceback whose
+    message quotes the request line, which may hold a path token. Keep one INFO line naming the error."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            record.msg, record.args = "refused a malformed HTTP request: %s", (type(exc).__name__,)
+            record.exc_info = record.exc_text = None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
 def serve(settings: Settings, sink: RawSink) -> None:
     """Serve the receivers with `sink` until SIGINT/SIGTERM, on uvloop where it is installed."""
+    logging.getLogger("aiohttp.server").addFilter(MalformedRequestFilter())
     sources = enabled_sources(settings)
     if sources:
         log.info("sources enabled", extra={"sources": ",".join(source.name for source in sources)})

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import pytest
 
+from receivers.main import MalformedRequestFilter
 from receivers.metrics import ReceiverMetrics
 from receivers.sink import MemorySink
 from tests.support import FORUM_TOKEN, USER_CREATED
@@ -131,3 +133,26 @@ async def test_health_readiness_and_metrics(client_for: ClientFactory) -> None:
     ):
         assert name in page
     assert TOKEN not in page
+
+
+async def test_a_request_aiohttp_cannot_parse_is_one_info_line_without_the_request_line(
+    client_for: ClientFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    logging.getLogger("aiohttp.server").addFilter(filter_ := MalformedRequestFilter())
+    try:
+        caplog.set_level(logging.DEBUG)
+        client = await client_for()
+        reader, writer = await asyncio.open_connection(client.host, client.port)
+        writer.write(
+            f"POST /webhooks/websitetoolbox/{TOKEN}\x80 HTTP/1.1\r\nHost: x\r\n\r\n".encode("latin-1")
+        )
+        await writer.drain()
+        assert (await reader.readline()).split()[1] == b"400"
+        writer.close()
+    finally:
+        logging.getLogger("aiohttp.server").removeFilter(filter_)
+    refused = [r for r in caplog.records if r.name == "aiohttp.server"]
+    assert [(r.levelname, r.getMessage()) for r in refused] == [
+        ("INFO", "refused a malformed HTTP request: InvalidURLError")
+    ]
+    assert TOKEN not in caplog.text
