@@ -11,6 +11,11 @@ AUTH = "hs-auth"
 NAME = "hs-name"
 HTTP_PREFIX = "hs-http-"
 
+# On the internal by-id topic: what the dedup stage needs without parsing the event.
+OUT_KEY = "hs-out-key"
+OUT_TOPICS = "hs-out-topics"
+EVENT_TYPE = "hs-type"
+
 ERROR = "hs-error"
 ERROR_DETAIL = "hs-error-detail"
 ORIGIN = "hs-origin"

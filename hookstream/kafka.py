@@ -55,12 +55,22 @@ def max_record_bytes(settings: Settings) -> int:
 
 
 def core_topics(settings: Settings) -> list[TopicSpec]:
-    """The topics `hookstream topics` creates up front: raw, firehose, dead letters."""
+    """The topics `hookstream topics` creates up front: raw, firehose, dead letters, and the processor's
+    two internal topics (events keyed by id, and the dedup state that expires with the window)."""
     topics = Topics(settings.namespace)
+    seen = topic_spec(settings, topics.seen)
+    seen.config.update(
+        {
+            "cleanup.policy": "compact,delete",
+            "retention.ms": str(int(settings.dedup_window_s * 1000) + DAY_MS),
+        }
+    )
     return [
         *(topic_spec(settings, name) for name in topics.all_raw),
         topic_spec(settings, topics.events),
         topic_spec(settings, topics.dlq, retention_days=30),
+        topic_spec(settings, topics.by_id),
+        seen,
     ]
 
 

@@ -38,6 +38,16 @@ class Topics:
     def dlq(self) -> str:
         return f"{self.namespace}.dlq"
 
+    @property
+    def by_id(self) -> str:
+        """Internal: normalized events keyed by event id, so every copy of one id meets on one partition."""
+        return f"{self.namespace}.internal.by-id"
+
+    @property
+    def seen(self) -> str:
+        """Internal: the dedup state, partition for partition beside `by_id` (compacted and expiring)."""
+        return f"{self.namespace}.internal.seen"
+
     def for_type(self, event_type: str) -> str:
         """`com.websitetoolbox.user.created` → `hookstream.websitetoolbox.user.created`."""
         parts = event_type.split(".")

@@ -1,4 +1,8 @@
-"""`hookstream worker`: one member of the processor's consumer group, until SIGINT/SIGTERM."""
+"""`hookstream worker`: one member of the processor's consumer groups, until SIGINT/SIGTERM.
+
+The Faust worker hosts both stages: the normalize agent (Faust's consumer group `<ns>`) and the
+dedup stage (`<ns>-dedup`), started and stopped with it.
+"""
 
 from __future__ import annotations
 
@@ -10,32 +14,41 @@ from mode import Service
 
 from hookstream.kafka import core_topics, ensure_topics
 from hookstream.settings import Settings
+from hookstream.topics import Topics
 from processor.app import create_app, worker_dir
+from processor.dedup_stage import DedupStage
 from processor.metrics import ProcessorMetrics
 from processor.pipeline import Pipeline
+from processor.route import Routes
 
 
-class PipelineService(Service):
-    """Starts the pipeline's producer with the worker and flushes it on the way out."""
+class Stages(Service):
+    """Starts the pipeline's producer and the dedup stage with the worker; stops them on the way out."""
 
-    def __init__(self, pipeline: Pipeline, **kwargs: Any) -> None:
+    def __init__(self, pipeline: Pipeline, dedup: DedupStage, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._pipeline = pipeline
+        self._dedup = dedup
 
     async def on_start(self) -> None:
         await self._pipeline.start()
+        await self._dedup.start()
 
     async def on_stop(self) -> None:
+        await self._dedup.stop()
         await self._pipeline.stop()
 
 
 def run(settings: Settings) -> None:
+    routes = Routes.load(Topics(settings.namespace), settings.routes_file)
     worker_dir(settings).mkdir(parents=True, exist_ok=True)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     loop.run_until_complete(ensure_topics(settings, core_topics(settings)))
     metrics = ProcessorMetrics()
-    pipeline = Pipeline(settings, metrics)
+    pipeline = Pipeline(settings, metrics, routes)
     app = create_app(settings, metrics, pipeline)
-    worker = faust.Worker(app, PipelineService(pipeline), loglevel=settings.log_level, loop=loop)
+    worker = faust.Worker(
+        app, Stages(pipeline, DedupStage(settings, metrics)), loglevel=settings.log_level, loop=loop
+    )
     worker.execute_from_commandline()

@@ -44,6 +44,12 @@ class ProcessorMetrics:
             ["source"],
             registry=self.registry,
         )
+        self.pings = Counter(
+            "hookstream_pings",
+            "Provider pings acknowledged and not published",
+            ["source"],
+            registry=self.registry,
+        )
         self.dead_letters = Counter(
             "hookstream_dead_letters",
             "Raw records sent to the dead-letter topic, by source and reason",

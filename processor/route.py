@@ -1,16 +1,96 @@
-"""Which topics an event goes to (SPEC §2 Routing): the firehose, its type's topic, X rule tags."""
+"""Which topics an event goes to (SPEC §2 Routing).
+
+Every event goes to the firehose and to its type's topic; an X post also to one topic per rule tag.
+An optional routes file (`HOOKSTREAM_ROUTES`, TOML) adds topics, or replaces the type and tag topics,
+for events whose type matches a glob pattern or that carry a given tag. The firehose always stays:
+
+    [[route]]
+    type = "com.websitetoolbox.user.*"   # or: tag = "api-posts"
+    topics = ["crm.signups"]
+    mode = "add"                         # or "replace"
+"""
 
 from __future__ import annotations
 
-from hookstream.topics import Topics
+import fnmatch
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from hookstream.errors import SettingsError
+from hookstream.topics import Topics, topic_safe
 from processor.records import Event
 
 TAGS_EXTENSION = "hstags"
+ROUTES_SETTING = "HOOKSTREAM_ROUTES"
 
 
-def topics_for(event: Event, topics: Topics) -> list[str]:
-    routed = [topics.events, topics.for_type(event.type)]
+@dataclass(frozen=True, slots=True)
+class Rule:
+    topics: tuple[str, ...]
+    replace: bool = False
+    type_pattern: str | None = None
+    tag: str | None = None
+
+    def matches(self, event: Event, tags: list[str]) -> bool:
+        if self.type_pattern is not None:
+            return fnmatch.fnmatchcase(event.type, self.type_pattern)
+        return self.tag in tags
+
+
+@dataclass(frozen=True, slots=True)
+class Routes:
+    topics: Topics
+    rules: tuple[Rule, ...] = ()
+
+    def topics_for(self, event: Event) -> list[str]:
+        tags = event_tags(event)
+        default = [self.topics.for_type(event.type), *(self.topics.for_tag(tag) for tag in tags)]
+        matched = [rule for rule in self.rules if rule.matches(event, tags)]
+        if any(rule.replace for rule in matched):
+            default = []
+        extra = [topic for rule in matched for topic in rule.topics]
+        return list(dict.fromkeys([self.topics.events, *default, *extra]))
+
+    @classmethod
+    def load(cls, topics: Topics, path: Path | None) -> Routes:
+        """The default routes, plus the rules of `path`; a bad file is a SettingsError naming the setting."""
+        if path is None:
+            return cls(topics)
+        try:
+            document = tomllib.loads(path.read_text())
+            return cls(topics, tuple(_rule(entry) for entry in document.get("route", [])))
+        except (OSError, tomllib.TOMLDecodeError, ValueError, TypeError) as exc:
+            raise SettingsError(ROUTES_SETTING, f"{path}: {exc}") from None
+
+
+def event_tags(event: Event) -> list[str]:
+    """The X rule tags of an event (`hstags`), each reduced to what a topic name may hold."""
     tags = event.extensions.get(TAGS_EXTENSION)
-    if isinstance(tags, str) and tags:
-        routed.extend(topics.for_tag(tag) for tag in tags.split(","))
-    return list(dict.fromkeys(routed))
+    if not isinstance(tags, str):
+        return []
+    return [safe for tag in tags.split(",") if (safe := topic_safe(tag))]
+
+
+def _rule(entry: object) -> Rule:
+    if not isinstance(entry, dict):
+        raise ValueError("each [[route]] must be a table")
+    topics = entry.get("topics")
+    if (
+        not isinstance(topics, list)
+        or not topics
+        or not all(isinstance(t, str) and topic_safe(t) == t for t in topics)
+    ):
+        raise ValueError("a route needs `topics`, a list of valid topic names")
+    mode = entry.get("mode", "add")
+    if mode not in ("add", "replace"):
+        raise ValueError(f"`mode` is add or replace, not {mode!r}")
+    type_pattern, tag = entry.get("type"), entry.get("tag")
+    if (type_pattern is None) == (tag is None) or not isinstance(type_pattern or tag, str):
+        raise ValueError("a route matches on exactly one of `type` (a glob pattern) or `tag`")
+    return Rule(
+        tuple(topics),
+        replace=mode == "replace",
+        type_pattern=type_pattern,
+        tag=topic_safe(tag) if tag else None,
+    )

@@ -1,0 +1,269 @@
+"""Stage two: deduplicate by event id and publish to the downstream topics.
+
+A consume-transform-produce loop of our own over `<ns>.internal.by-id`, in its own consumer group
+(`<ns>-dedup`), hosted by the Faust worker. Faust's tables and its exactly-once mode cannot do this job
+(../shared/FAUST.md): table expiry forgets nothing restored, and Faust's transactions follow the
+*output* partition. Here everything follows the *input* partition p:
+
+- the dedup state of p lives in memory (`SeenIds`) and, durably, in partition p of `<ns>.internal.seen`
+  (compacted, and deleted past the window, so Kafka forgets what we forget);
+- `exactly_once`: one transactional producer per input partition (transactional id `<ns>-dedup-<p>`).
+  When p is assigned, the new producer's init fences any zombie owner and aborts its open transaction;
+  only then is the state restored (read_committed) and records consumed. Each batch commits its
+  outputs, its state records and its input offset in one transaction; memory changes after the commit.
+- `at_least_once`: outputs are sent and acknowledged, then the state records, then the offset is
+  committed. A crash can publish an event twice, never lose one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeAlias
+
+from aiokafka import (
+    AIOKafkaConsumer,
+    AIOKafkaProducer,
+    ConsumerRebalanceListener,
+    TopicPartition,
+)
+from aiokafka.errors import KafkaError, ProducerFenced
+
+from hookstream import headers as H
+from hookstream.kafka import TopicAdmin, durable_producer, topic_spec
+from hookstream.settings import Settings
+from hookstream.topics import SOURCES, Topics
+from processor.cloudevents import CONTENT_TYPE
+from processor.metrics import ProcessorMetrics
+from processor.outputs import Output, send, send_all
+from processor.seen import SeenIds
+
+log = logging.getLogger(__name__)
+
+Record: TypeAlias = Any  # aiokafka's ConsumerRecord[bytes, bytes]; aiokafka ships no type information
+EVENT_HEADERS = ((H.CONTENT_TYPE, CONTENT_TYPE.encode()),)
+MAX_POLL_RECORDS = 1000
+RETRY_DELAY_S = 0.5
+
+
+@dataclass
+class Partition:
+    """What the stage holds for one assigned input partition."""
+
+    seen: SeenIds
+    producer: AIOKafkaProducer | None  # the partition's transactional producer under exactly_once
+
+
+class DedupStage(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, settings: Settings, metrics: ProcessorMetrics) -> None:
+        self._settings = settings
+        self._metrics = metrics
+        self._topics = Topics(settings.namespace)
+        self._exactly_once = settings.processing_guarantee == "exactly_once"
+        self._window_ms = int(settings.dedup_window_s * 1000)
+        self.group_id = f"{settings.namespace}-dedup"
+        self._partitions: dict[int, Partition] = {}
+        self._lock = asyncio.Lock()
+        self._consumer: AIOKafkaConsumer | None = None
+        self._producer: AIOKafkaProducer | None = None
+        self._admin: TopicAdmin | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._admin = TopicAdmin(self._settings)
+        await self._admin.start()
+        if not self._exactly_once:
+            self._producer = durable_producer(
+                self._settings, role="dedup", linger_ms=5, max_batch_size=512 * 1024
+            )
+            await self._producer.start()
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._settings.bootstrap_servers,
+            client_id=f"{self._settings.namespace}-dedup",
+            group_id=self.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+            max_poll_records=MAX_POLL_RECORDS,
+        )
+        self._consumer.subscribe([self._topics.by_id], listener=self)
+        await self._consumer.start()
+        self._task = asyncio.create_task(self._run(), name="dedup-stage")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        async with self._lock:
+            if self._consumer is not None:
+                await self._consumer.stop()
+            for partition in self._partitions.values():
+                if partition.producer is not None:
+                    await partition.producer.stop()
+            self._partitions.clear()
+        if self._producer is not None:
+            await self._producer.stop()
+        if self._admin is not None:
+            await self._admin.close()
+
+    # -- rebalance: the consumer calls these between batches, never during one (we hold the lock) --
+
+    async def on_partitions_revoked(self, revoked: Sequence[TopicPartition]) -> None:
+        async with self._lock:
+            for tp in revoked:
+                partition = self._partitions.pop(tp.partition, None)
+                if partition is not None and partition.producer is not None:
+                    await partition.producer.stop()
+
+    async def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
+        async with self._lock:
+            for tp in assigned:
+                if tp.partition not in self._partitions:
+                    self._partitions[tp.partition] = await self._take_over(tp.partition)
+
+    async def _take_over(self, partition: int) -> Partition:
+        """Fence the previous owner first (exactly_once), then restore what it committed."""
+        producer = None
+        if self._exactly_once:
+            producer = durable_producer(
+                self._settings,
+                role=f"dedup-{partition}",
+                linger_ms=5,
+                transactional_id=f"{self._settings.namespace}-dedup-{partition}",
+            )
+            await producer.start()
+        seen = await self._restore(partition)
+        log.info("took over partition", extra={"partition": partition, "count": len(seen)})
+        return Partition(seen, producer)
+
+    async def _restore(self, partition: int) -> SeenIds:
+        """Partition `partition` of the state topic, committed records only, ids within the window."""
+        seen = SeenIds(self._window_ms)
+        reader = AIOKafkaConsumer(
+            bootstrap_servers=self._settings.bootstrap_servers,
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+        )
+        await reader.start()
+        try:
+            tp = TopicPartition(self._topics.seen, partition)
+            reader.assign([tp])
+            await reader.seek_to_beginning(tp)
+            end = (await reader.end_offsets([tp]))[tp]
+            now_ms = _now_ms()
+            while await reader.position(tp) < end:
+                for record in (await reader.getmany(tp, timeout_ms=500)).get(tp, []):
+                    first_seen = int(record.value or b"0")
+                    if record.key is not None and now_ms - first_seen < self._window_ms:
+                        seen.add(record.key.decode(), first_seen)
+        finally:
+            await reader.stop()
+        return seen
+
+    # -- the loop --
+
+    async def _run(self) -> None:
+        assert self._consumer is not None
+        while True:
+            batches = await self._consumer.getmany(timeout_ms=200, max_records=MAX_POLL_RECORDS)
+            async with self._lock:
+                for tp, records in batches.items():
+                    partition = self._partitions.get(tp.partition)
+                    if partition is not None and records:
+                        await self._process(tp, partition, records)
+
+    async def _process(self, tp: TopicPartition, partition: Partition, records: list[Record]) -> None:
+        now_ms = _now_ms()
+        partition.seen.expire(now_ms)
+        fresh: dict[str, Record] = {}
+        outputs: list[Output] = []
+        for record in records:
+            event_id = (record.key or b"").decode("utf-8", "replace")
+            if partition.seen.seen(event_id, now_ms) or event_id in fresh:
+                self._metrics.duplicates.labels(_source(record)).inc()
+                continue
+            fresh[event_id] = record
+            outputs.extend(self._published(record))
+        state = [
+            Output(self._topics.seen, event_id.encode(), str(now_ms).encode(), partition=tp.partition)
+            for event_id in fresh
+        ]
+        assert self._admin is not None
+        await self._admin.ensure(topic_spec(self._settings, name) for name in {o.topic for o in outputs})
+        offsets = {tp: records[-1].offset + 1}
+        try:
+            if partition.producer is not None:
+                await self._commit_transaction(partition.producer, outputs + state, offsets)
+            else:
+                await self._commit_in_order(outputs, state, offsets)
+        except ProducerFenced:
+            log.warning("fenced: another worker owns this partition now", extra={"partition": tp.partition})
+            self._partitions.pop(tp.partition, None)
+            return
+        except KafkaError as exc:
+            log.warning(
+                "batch not committed; retrying", extra={"partition": tp.partition, "error": repr(exc)}
+            )
+            assert self._consumer is not None
+            self._consumer.seek(tp, records[0].offset)
+            await asyncio.sleep(RETRY_DELAY_S)
+            return
+        for event_id in fresh:
+            partition.seen.add(event_id, now_ms)
+        self._count_published(fresh.values(), now_ms)
+
+    def _published(self, record: Record) -> list[Output]:
+        headers = dict(record.headers)
+        topics = headers.get(H.OUT_TOPICS, b"").decode()
+        key = headers.get(H.OUT_KEY) or record.key
+        return [
+            Output(topic, key, record.value or b"", EVENT_HEADERS) for topic in topics.split(",") if topic
+        ]
+
+    async def _commit_transaction(
+        self, producer: AIOKafkaProducer, outputs: list[Output], offsets: dict[TopicPartition, int]
+    ) -> None:
+        await producer.begin_transaction()
+        try:
+            await asyncio.gather(*await send(producer, outputs))
+            await producer.send_offsets_to_transaction(offsets, self.group_id)
+        except BaseException:
+            await _abort_quietly(producer)
+            raise
+        await producer.commit_transaction()
+
+    async def _commit_in_order(
+        self, outputs: list[Output], state: list[Output], offsets: dict[TopicPartition, int]
+    ) -> None:
+        assert self._producer is not None
+        assert self._consumer is not None
+        await send_all(self._producer, outputs)
+        await send_all(self._producer, state)
+        await self._consumer.commit(offsets)
+
+    def _count_published(self, records: Iterable[Record], now_ms: int) -> None:
+        for record in records:
+            headers = dict(record.headers)
+            event_type = headers.get(H.EVENT_TYPE, b"").decode()
+            self._metrics.events_published.labels(self._metrics.event_type(event_type)).inc()
+            received_at = int(headers.get(H.RECEIVED_AT, b"0") or 0)
+            self._metrics.event_latency.observe(max(0, now_ms - received_at) / 1000)
+
+
+async def _abort_quietly(producer: AIOKafkaProducer) -> None:
+    try:
+        await producer.abort_transaction()
+    except KafkaError as exc:
+        log.warning("could not abort a transaction", extra={"error": repr(exc)})
+
+
+def _source(record: Record) -> str:
+    source = dict(record.headers).get(H.SOURCE, b"").decode("ascii", "replace")
+    return source if source in SOURCES else "unknown"
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
