@@ -191,10 +191,9 @@ class DedupStage(ConsumerRebalanceListener):  # type: ignore[misc]
             Output(self._topics.seen, event_id.encode(), str(now_ms).encode(), partition=tp.partition)
             for event_id in fresh
         ]
-        assert self._admin is not None
-        await self._admin.ensure(topic_spec(self._settings, name) for name in {o.topic for o in outputs})
         offsets = {tp: records[-1].offset + 1}
         try:
+            await self._ensure_topics(partition.producer or self._producer, {o.topic for o in outputs})
             if partition.producer is not None:
                 await self._commit_transaction(partition.producer, outputs + state, offsets)
             else:
@@ -207,13 +206,33 @@ class DedupStage(ConsumerRebalanceListener):  # type: ignore[misc]
             log.warning(
                 "batch not committed; retrying", extra={"partition": tp.partition, "error": repr(exc)}
             )
-            assert self._consumer is not None
-            self._consumer.seek(tp, records[0].offset)
-            await asyncio.sleep(RETRY_DELAY_S)
+            await self._retry(tp, partition, records[0].offset)
             return
         for event_id in fresh:
             partition.seen.add(event_id, now_ms)
         self._count_published(fresh.values(), now_ms)
+
+    async def _ensure_topics(self, producer: AIOKafkaProducer | None, topics: set[str]) -> None:
+        """Create missing output topics, and wait until the producer knows their leaders: a transaction
+        cannot add a partition the producer has no metadata for."""
+        assert self._admin is not None
+        assert producer is not None
+        await self._admin.ensure(topic_spec(self._settings, name) for name in topics)
+        for topic in topics:
+            await producer.partitions_for(topic)
+
+    async def _retry(self, tp: TopicPartition, partition: Partition, first_offset: int) -> None:
+        """Start the partition over from its last commit: under exactly_once with a new producer (which
+        aborts whatever the failed one left open) and the state restored from what was committed."""
+        assert self._consumer is not None
+        await asyncio.sleep(RETRY_DELAY_S)
+        if partition.producer is None:
+            self._consumer.seek(tp, first_offset)
+            return
+        await partition.producer.stop()
+        self._partitions[tp.partition] = await self._take_over(tp.partition)
+        committed = await self._consumer.committed(tp)
+        self._consumer.seek(tp, committed if committed is not None else first_offset)
 
     def _published(self, record: Record) -> list[Output]:
         headers = dict(record.headers)

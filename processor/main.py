@@ -49,6 +49,10 @@ def run(settings: Settings) -> None:
     pipeline = Pipeline(settings, metrics, routes)
     app = create_app(settings, metrics, pipeline)
     worker = faust.Worker(
-        app, Stages(pipeline, DedupStage(settings, metrics)), loglevel=settings.log_level, loop=loop
+        app,
+        Stages(pipeline, DedupStage(settings, metrics)),
+        loglevel=settings.log_level,
+        loop=loop,
+        override_logging=False,  # keep our format (hookstream.logs), with its key=value context
     )
     worker.execute_from_commandline()

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from processor.normalize import website_toolbox
+from processor.normalize import hootsuite, standard, website_toolbox, x
 from processor.records import Invalid, Normalized, RawRecord
 
 Normalizer = Callable[[RawRecord], Normalized]
 
 NORMALIZERS: dict[str, Normalizer] = {
     website_toolbox.NAME: website_toolbox.normalize,
+    x.NAME: x.normalize,
+    hootsuite.NAME: hootsuite.normalize,
+    standard.NAME: standard.normalize,
 }
 
 UNKNOWN_SOURCE = "unknown_source"

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+from datetime import datetime
 from typing import Any
 
 import orjson
 
 from processor.records import Invalid, RawRecord
+from processor.timefmt import from_datetime, from_epoch_ms
 
 INVALID_JSON = "invalid_json"
 INVALID_FORM = "invalid_form"
@@ -45,3 +48,29 @@ def identifier(mapping: dict[str, Any], name: str) -> str:
     if not text:
         raise Invalid(MISSING_ID, f"{name!r} is empty")
     return text
+
+
+def optional_identifier(value: Any, *names: str) -> str | None:
+    """The first of `names` in `value` (if it is an object) that is a non-empty string or an integer."""
+    if not isinstance(value, dict):
+        return None
+    for name in names:
+        candidate = value.get(name)
+        if isinstance(candidate, str | int) and not isinstance(candidate, bool) and str(candidate).strip():
+            return str(candidate).strip()
+    return None
+
+
+def content_hash(value: Any) -> str:
+    """An id for an object that carries none: it stays the same when the sender delivers it again.
+    The first 24 hex digits of SHA-256 over its JSON with sorted keys."""
+    try:
+        encoded = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError as exc:  # nested deeper than orjson writes
+        raise Invalid(SCHEMA, f"cannot hash the content: {exc}") from None
+    return hashlib.sha256(encoded).hexdigest()[:24]
+
+
+def event_time(moment: datetime | None, raw: RawRecord) -> str:
+    """The provider's own time of the event where it has one, else when we received it (SPEC §2)."""
+    return from_epoch_ms(raw.received_at_ms) if moment is None else from_datetime(moment)

@@ -12,13 +12,15 @@ import os
 import signal
 import subprocess
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
 import aiohttp
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from prometheus_client.parser import text_string_to_metric_families
 
 from hookstream.settings import Settings
 from hookstream.tail import wait_for_partitions
@@ -174,3 +176,42 @@ async def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
 
 def _settings(bootstrap: str) -> Settings:
     return Settings(kafka_bootstrap=bootstrap)
+
+
+async def produce(bootstrap: str, records: list[tuple[str, bytes, dict[str, bytes], int | None]]) -> None:
+    """Write `(topic, value, headers, partition)` records as a receiver would (acks=all), in order."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5)
+    await producer.start()
+    try:
+        acks = [
+            await producer.send(topic, value, headers=list(headers.items()), partition=partition)
+            for topic, value, headers, partition in records
+        ]
+        await asyncio.gather(*acks)
+    finally:
+        await producer.stop()
+
+
+def raw_headers(source: str, *, route: str = "post", **extra: bytes) -> dict[str, bytes]:
+    """The headers a receiver writes on a raw record (SPEC §2)."""
+    return {
+        "hs-source": source.encode(),
+        "hs-route": route.encode(),
+        "hs-received-at": str(time.time_ns() // 1_000_000).encode(),
+        "hs-request-id": uuid.uuid4().hex.encode(),
+        "hs-auth": b"path-token",
+        "content-type": b"application/json",
+        **{name.replace("_", "-"): value for name, value in extra.items()},
+    }
+
+
+async def metric(service: Service, name: str, **labels: str) -> float:
+    """The sum of the samples `name{labels…}` on a service's /metrics page (0 when there are none)."""
+    async with aiohttp.ClientSession() as session, session.get(f"{service.url}/metrics") as response:
+        page = await response.text()
+    return sum(
+        float(sample.value)
+        for family in text_string_to_metric_families(page)
+        for sample in family.samples
+        if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
+    )

@@ -14,6 +14,7 @@ def raw_record(
     route: str = "post",
     offset: int = 42,
     extra_headers: dict[str, bytes] | None = None,
+    key: bytes | None = None,
 ) -> RawRecord:
     headers = {
         "hs-source": source.encode(),
@@ -27,7 +28,7 @@ def raw_record(
         topic=f"hookstream.raw.{source}",
         partition=0,
         offset=offset,
-        key=None,
+        key=key,
         value=body,
         headers=headers,
         timestamp_ms=RECEIVED_AT_MS + 3,

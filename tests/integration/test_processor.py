@@ -1,0 +1,141 @@
+"""The processor on the real broker: deduplication across deliveries, workers and restarts, dead
+letters, and every raw record accounted for."""
+
+from __future__ import annotations
+
+import signal
+from collections import Counter
+
+import aiohttp
+import orjson
+import pytest
+
+from hookstream.topics import Topics
+from tests.integration.harness import Stack, eventually, metric, produce, raw_headers, read_topic
+from tests.support import FORUM_TOKEN, USER_CREATED
+
+GUARANTEES = ["at_least_once", "exactly_once"]
+
+
+def forum_event(event_id: int, user_id: int = 181855) -> bytes:
+    envelope = orjson.loads(USER_CREATED)
+    envelope["id"] = event_id
+    envelope["data"]["object"]["userId"] = user_id
+    return orjson.dumps(envelope)
+
+
+def ids(records: list[object]) -> Counter[str]:
+    return Counter(orjson.loads(record.value)["id"] for record in records)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("guarantee", GUARANTEES)
+async def test_the_same_delivery_three_times_over_http_is_one_event(
+    stack: Stack, bootstrap: str, namespace: str, guarantee: str
+) -> None:
+    stack.env.update(
+        {"HOOKSTREAM_WEBSITETOOLBOX_TOKEN": FORUM_TOKEN, "HOOKSTREAM_PROCESSING_GUARANTEE": guarantee}
+    )
+    receivers = await stack.receivers()
+    worker = await stack.worker()
+    async with aiohttp.ClientSession() as session:
+        for _ in range(3):
+            url = f"{receivers.url}/webhooks/websitetoolbox/{FORUM_TOKEN}"
+            async with session.post(url, data=USER_CREATED) as response:
+                assert response.status == 200
+        async with session.post(url, data=forum_event(1535)) as response:
+            assert response.status == 200
+
+    async def all_counted() -> bool:
+        published = await metric(worker, "hookstream_events_published_total")
+        return published == 2 and await metric(worker, "hookstream_duplicates_total") == 2
+
+    await eventually(all_counted, what="two events published and two duplicates counted")
+    events = await read_topic(bootstrap, Topics(namespace).events, 2)
+    assert ids(events) == {"websitetoolbox:1534": 1, "websitetoolbox:1535": 1}
+
+
+async def test_copies_handled_by_two_different_workers_are_one_event(
+    stack: Stack, bootstrap: str, namespace: str
+) -> None:
+    first, second = await stack.worker(), await stack.worker()
+    topic = Topics(namespace).raw("websitetoolbox")
+    copies = [(topic, USER_CREATED, raw_headers("websitetoolbox"), partition) for partition in (0, 1, 2)]
+    await produce(bootstrap, copies)
+
+    async def both_normalized() -> bool:
+        counts = [await metric(w, "hookstream_raw_records_total") for w in (first, second)]
+        return sum(counts) == 3 and min(counts) > 0
+
+    await eventually(both_normalized, what="each worker to normalize at least one of the three copies")
+    (event,) = await read_topic(bootstrap, Topics(namespace).events, 1)
+    assert orjson.loads(event.value)["id"] == "websitetoolbox:1534"
+
+    async def two_duplicates() -> bool:
+        return sum([await metric(w, "hookstream_duplicates_total") for w in (first, second)]) == 2
+
+    await eventually(two_duplicates, what="two duplicates counted")
+    assert len(await read_topic(bootstrap, Topics(namespace).events, 1)) == 1
+
+
+@pytest.mark.parametrize("guarantee", GUARANTEES)
+async def test_a_duplicate_after_a_worker_restart_is_still_one_event(
+    stack: Stack, bootstrap: str, namespace: str, guarantee: str
+) -> None:
+    stack.env["HOOKSTREAM_PROCESSING_GUARANTEE"] = guarantee
+    topic = Topics(namespace).raw("websitetoolbox")
+    worker = await stack.worker()
+    await produce(bootstrap, [(topic, USER_CREATED, raw_headers("websitetoolbox"), None)])
+    await read_topic(bootstrap, Topics(namespace).events, 1)
+    assert worker.stop(signal.SIGTERM) == 0
+
+    restarted = await stack.worker()
+    await produce(
+        bootstrap,
+        [
+            (topic, USER_CREATED, raw_headers("websitetoolbox"), None),
+            (topic, forum_event(1536), raw_headers("websitetoolbox"), None),
+        ],
+    )
+
+    async def duplicate_counted() -> bool:
+        return await metric(restarted, "hookstream_duplicates_total") == 1
+
+    await eventually(duplicate_counted, what="the restarted worker to recognise the duplicate")
+    events = await read_topic(bootstrap, Topics(namespace).events, 2)
+    assert ids(events) == {"websitetoolbox:1534": 1, "websitetoolbox:1536": 1}
+
+
+async def test_malformed_records_go_to_the_dead_letter_topic_with_their_reason(
+    stack: Stack, bootstrap: str, namespace: str
+) -> None:
+    worker = await stack.worker()
+    topics = Topics(namespace)
+    poison = [
+        (topics.raw("websitetoolbox"), b"\x00\xffnot json", raw_headers("websitetoolbox"), None),
+        (
+            topics.raw("websitetoolbox"),
+            b'{"type": "user.created", "data": {"object": {}}}',
+            raw_headers("websitetoolbox"),
+            None,
+        ),
+        (topics.raw("x"), b"{}", {"hs-source": b"carrier-pigeon"}, None),
+    ]
+    await produce(bootstrap, poison)
+    dead = await read_topic(bootstrap, topics.dlq, 3)
+    reasons = {record.value: dict(record.headers)["hs-error"] for record in dead}
+    assert reasons == {
+        b"\x00\xffnot json": b"invalid_json",
+        b'{"type": "user.created", "data": {"object": {}}}': b"missing_id",
+        b"{}": b"unknown_source",
+    }
+    for record in dead:
+        headers = dict(record.headers)
+        assert headers["hs-origin"].count(b"/") == 2
+        assert headers["hs-error-detail"]
+    assert (
+        await metric(worker, "hookstream_dead_letters_total", source="websitetoolbox", reason="invalid_json")
+        == 1
+    )
+    assert (
+        await metric(worker, "hookstream_dead_letters_total", source="unknown", reason="unknown_source") == 1
+    )
