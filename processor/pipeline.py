@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+import orjson
 from aiokafka import AIOKafkaProducer
 
 from hookstream import headers as H
@@ -23,6 +24,7 @@ from hookstream.topics import SOURCES, Topics
 from processor import cloudevents
 from processor.metrics import ProcessorMetrics
 from processor.normalize import normalize
+from processor.normalize.parsing import SCHEMA
 from processor.outputs import Output, send_all
 from processor.records import Event, Invalid, RawRecord
 from processor.route import Routes
@@ -71,14 +73,17 @@ class Pipeline:
         self._metrics.raw_records.labels(source).inc()
         try:
             normalized = normalize(raw)
+            keyed = [self._keyed(event, raw) for event in normalized.events]
         except Invalid as invalid:
             return [self.dead_letter(raw, invalid.reason, invalid.detail)]
+        except orjson.JSONEncodeError as exc:  # e.g. nested deeper than orjson writes (it reads deeper)
+            return [self.dead_letter(raw, SCHEMA, f"cannot encode the event: {exc}")]
         except Exception as exc:  # a normalizer bug must not stop the partition
             log.exception("normalizer failed", extra={"source": source, "error": type(exc).__name__})
             return [self.dead_letter(raw, NORMALIZER_ERROR, f"{type(exc).__name__}: {exc}")]
         if normalized.pings:
             self._metrics.pings.labels(source).inc(normalized.pings)
-        return [self._keyed(event, raw) for event in normalized.events]
+        return keyed
 
     def _keyed(self, event: Event, raw: RawRecord) -> Output:
         headers = (

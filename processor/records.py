@@ -31,7 +31,9 @@ class RawRecord:
     def received_at_ms(self) -> int:
         """When the receiver took the request; the record's timestamp if that header is unreadable."""
         value = self.header(H.RECEIVED_AT)
-        return int(value) if value is not None and value.isdigit() else self.timestamp_ms
+        if value is None or not value.isdigit() or len(value) > 15:
+            return self.timestamp_ms
+        return int(value)
 
     @property
     def origin(self) -> str:

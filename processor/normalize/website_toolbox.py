@@ -25,7 +25,7 @@ def normalize(raw: RawRecord) -> Normalized:
     envelope = json_object(raw)
     event_id = identifier(envelope, "id")
     event_type = field(envelope, "type", str)
-    if not _TYPE.match(event_type):
+    if not _TYPE.fullmatch(event_type):
         raise Invalid(SCHEMA, f"'type' {event_type[:80]!r} is not a dotted lowercase name")
     data = field(envelope, "data", dict)
     obj = field(data, "object", dict)

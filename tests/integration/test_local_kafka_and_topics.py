@@ -56,6 +56,7 @@ async def test_topics_creates_then_verifies_with_the_configured_partitions_and_r
     assert created.returncode == 0, created.stderr
     names = [f"{namespace}.raw.{s}" for s in ("x", "hootsuite", "websitetoolbox", "standard")]
     names += [f"{namespace}.events", f"{namespace}.dlq"]
+    names += [f"{namespace}.internal.by-id", f"{namespace}.internal.seen"]
     assert created.stdout.split() == [word for name in names for word in ("created", name)]
     verified = run_cli("topics", **env)
     assert verified.stdout.split() == [word for name in names for word in ("exists", name)]
@@ -65,14 +66,17 @@ async def test_topics_creates_then_verifies_with_the_configured_partitions_and_r
     try:
         described = await admin.describe_topics(names)
         assert {t["topic"]: len(t["partitions"]) for t in described} == dict.fromkeys(names, 2)
+        raw, dlq, seen = names[0], f"{namespace}.dlq", f"{namespace}.internal.seen"
         (response,) = await admin.describe_configs(
-            [ConfigResource(ConfigResourceType.TOPIC, name) for name in (names[0], names[-1])]
+            [ConfigResource(ConfigResourceType.TOPIC, name) for name in (raw, dlq, seen)]
         )
-        retention = {
-            resource[3]: {entry[0]: entry[1] for entry in resource[4]}["retention.ms"]
-            for resource in response.resources
+        configs = {
+            resource[3]: {entry[0]: entry[1] for entry in resource[4]} for resource in response.resources
         }
-        assert retention == {names[0]: str(7 * 86_400_000), names[-1]: str(30 * 86_400_000)}
+        assert configs[raw]["retention.ms"] == str(7 * 86_400_000)
+        assert configs[dlq]["retention.ms"] == str(30 * 86_400_000)
+        assert configs[seen]["cleanup.policy"] == "compact,delete"
+        assert configs[seen]["retention.ms"] == str(8 * 86_400_000), "the dedup window (7 days) and a day"
     finally:
         await admin.close()
 
