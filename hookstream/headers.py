@@ -11,8 +11,8 @@ AUTH = "hs-auth"
 NAME = "hs-name"
 HTTP_PREFIX = "hs-http-"
 
-# On the internal by-id topic: what the dedup stage needs without parsing the event.
-OUT_KEY = "hs-out-key"
+# On the internal keyed topic: what the dedup stage needs without parsing the event.
+EVENT_ID = "hs-event-id"
 OUT_TOPICS = "hs-out-topics"
 EVENT_TYPE = "hs-type"
 

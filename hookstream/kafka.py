@@ -69,7 +69,7 @@ def core_topics(settings: Settings) -> list[TopicSpec]:
         *(topic_spec(settings, name) for name in topics.all_raw),
         topic_spec(settings, topics.events),
         topic_spec(settings, topics.dlq, retention_days=30),
-        topic_spec(settings, topics.by_id),
+        topic_spec(settings, topics.keyed),
         seen,
     ]
 

@@ -39,13 +39,14 @@ class Topics:
         return f"{self.namespace}.dlq"
 
     @property
-    def by_id(self) -> str:
-        """Internal: normalized events keyed by event id, so every copy of one id meets on one partition."""
-        return f"{self.namespace}.internal.by-id"
+    def keyed(self) -> str:
+        """Internal: normalized events keyed like their downstream records (subject, else event id), so
+        all events about one entity, and so every copy of one event, meet in order on one partition."""
+        return f"{self.namespace}.internal.keyed"
 
     @property
     def seen(self) -> str:
-        """Internal: the dedup state, partition for partition beside `by_id` (compacted and expiring)."""
+        """Internal: the dedup state, partition for partition beside `keyed` (compacted and expiring)."""
         return f"{self.namespace}.internal.seen"
 
     def for_type(self, event_type: str) -> str:

@@ -1,6 +1,6 @@
 """Stage two: deduplicate by event id and publish to the downstream topics.
 
-A consume-transform-produce loop of our own over `<ns>.internal.by-id`, in its own consumer group
+A consume-transform-produce loop of our own over `<ns>.internal.keyed`, in its own consumer group
 (`<ns>-dedup`), hosted by the Faust worker. Faust's tables and its exactly-once mode cannot do this job
 (../shared/FAUST.md): table expiry forgets nothing restored, and Faust's transactions follow the
 *output* partition. Here everything follows the *input* partition p:
@@ -89,7 +89,7 @@ class DedupStage(ConsumerRebalanceListener):  # type: ignore[misc]
             isolation_level="read_committed",
             max_poll_records=MAX_POLL_RECORDS,
         )
-        self._consumer.subscribe([self._topics.by_id], listener=self)
+        self._consumer.subscribe([self._topics.keyed], listener=self)
         await self._consumer.start()
         self._task = asyncio.create_task(self._run(), name="dedup-stage")
 
@@ -181,7 +181,7 @@ class DedupStage(ConsumerRebalanceListener):  # type: ignore[misc]
         fresh: dict[str, Record] = {}
         outputs: list[Output] = []
         for record in records:
-            event_id = (record.key or b"").decode("utf-8", "replace")
+            event_id = dict(record.headers).get(H.EVENT_ID, b"").decode("utf-8", "replace")
             if partition.seen.seen(event_id, now_ms) or event_id in fresh:
                 self._metrics.duplicates.labels(_source(record)).inc()
                 continue
@@ -237,7 +237,7 @@ class DedupStage(ConsumerRebalanceListener):  # type: ignore[misc]
     def _published(self, record: Record) -> list[Output]:
         headers = dict(record.headers)
         topics = headers.get(H.OUT_TOPICS, b"").decode()
-        key = headers.get(H.OUT_KEY) or record.key
+        key = record.key
         return [
             Output(topic, key, record.value or b"", EVENT_HEADERS) for topic in topics.split(",") if topic
         ]

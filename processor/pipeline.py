@@ -1,8 +1,9 @@
-"""Stage one: raw records → normalized events on the internal by-id topic, or dead letters.
+"""Stage one: raw records → normalized events on the internal keyed topic, or dead letters.
 
-Events are keyed by their id, so every copy of one event, whichever raw partition and worker it came
-through, meets the others on one partition of `<ns>.internal.by-id`, where the dedup stage decides.
-Each record carries what that stage needs (output key, topics, type) in headers, so it never parses.
+Events are keyed as their downstream records will be, by subject (else by event id): all events about
+one entity stay in order on one partition of `<ns>.internal.keyed`, and every copy of one event, whichever
+raw partition and worker it came through, meets the others there, where the dedup stage decides.
+Each record carries what that stage needs (event id, topics, type) in headers, so it never parses.
 
 A record that cannot be normalized, for any reason, becomes a dead letter with its original bytes; a
 bug in a normalizer is a dead letter too, never a stuck partition. Batches are committed by the Faust
@@ -68,7 +69,7 @@ class Pipeline:
         await send_all(self._producer, outputs)
 
     def outputs_of(self, raw: RawRecord) -> list[Output]:
-        """The by-id records or the dead letter that `raw` becomes, counted in the metrics."""
+        """The keyed records or the dead letter that `raw` becomes, counted in the metrics."""
         source = source_label(raw)
         self._metrics.raw_records.labels(source).inc()
         try:
@@ -91,10 +92,11 @@ class Pipeline:
             (H.SOURCE, raw.headers.get(H.SOURCE, b"")),
             (H.RECEIVED_AT, str(raw.received_at_ms).encode()),
             (H.EVENT_TYPE, event.type.encode()),
-            (H.OUT_KEY, (event.subject or event.id).encode()),
+            (H.EVENT_ID, event.id.encode()),
             (H.OUT_TOPICS, ",".join(self._routes.topics_for(event)).encode()),
         )
-        return Output(self._topics.by_id, event.id.encode(), cloudevents.encode(event, raw), headers)
+        key = (event.subject or event.id).encode()
+        return Output(self._topics.keyed, key, cloudevents.encode(event, raw), headers)
 
     def dead_letter(self, raw: RawRecord, reason: str, detail: str) -> Output:
         self._metrics.dead_letters.labels(source_label(raw), reason).inc()

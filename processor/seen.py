@@ -1,4 +1,4 @@
-"""The dedup state of one partition of the by-id topic: which event ids were first seen when.
+"""The dedup state of one partition of the internal keyed topic: which event ids were first seen when.
 
 Bounded by time, unlike a Faust table (whose `expires` never forgets ids restored from its changelog):
 ids are kept in first-seen order, so forgetting the expired ones only ever looks at the oldest.

@@ -20,6 +20,7 @@ from typing import TypeVar
 
 import aiohttp
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from hookstream.settings import Settings
@@ -130,6 +131,13 @@ class Stack:
         await service.wait_http("/healthz")
         return service
 
+    def create_topics(self) -> None:
+        """`hookstream topics` for this namespace, so records can be produced before any service runs."""
+        result = subprocess.run(
+            [str(HOOKSTREAM), "topics"], env=self.environment({}), capture_output=True, check=False
+        )
+        assert result.returncode == 0, result.stderr
+
     def stop_all(self) -> None:
         for service in self.services:
             service.stop()
@@ -214,4 +222,49 @@ async def metric(service: Service, name: str, **labels: str) -> float:
         for family in text_string_to_metric_families(page)
         for sample in family.samples
         if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
+    )
+
+
+async def read_all(bootstrap: str, topic: str) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every committed record of `topic` up to its current end (read_committed stops at the LSO)."""
+    partitions = await asyncio.wait_for(wait_for_partitions(_settings(bootstrap), topic), DEFAULT_WAIT_S)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed"
+    )
+    await consumer.start()
+    records: list[ConsumerRecord[bytes, bytes]] = []
+    try:
+        assigned = [TopicPartition(topic, p) for p in range(partitions)]
+        consumer.assign(assigned)
+        await consumer.seek_to_beginning(*assigned)
+        ends = await consumer.end_offsets(assigned)
+
+        async def done() -> bool:
+            for batch in (await consumer.getmany(*assigned, timeout_ms=200)).values():
+                records.extend(batch)
+            return all([await consumer.position(tp) >= ends[tp] for tp in assigned])
+
+        await eventually(done, what=f"all of {topic}")
+    finally:
+        await consumer.stop()
+    return records
+
+
+async def caught_up(bootstrap: str, group: str, topic: str) -> bool:
+    """Whether consumer group `group` has committed everything currently in `topic`."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(group)
+    finally:
+        await admin.close()
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed")
+    await consumer.start()
+    try:
+        partitions = [tp for tp in committed if tp.topic == topic] or [TopicPartition(topic, 0)]
+        ends = await consumer.end_offsets(partitions)
+    finally:
+        await consumer.stop()
+    return bool(committed) and all(
+        committed.get(tp) is not None and committed[tp].offset >= ends[tp] for tp in ends
     )

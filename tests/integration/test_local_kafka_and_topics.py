@@ -56,7 +56,7 @@ async def test_topics_creates_then_verifies_with_the_configured_partitions_and_r
     assert created.returncode == 0, created.stderr
     names = [f"{namespace}.raw.{s}" for s in ("x", "hootsuite", "websitetoolbox", "standard")]
     names += [f"{namespace}.events", f"{namespace}.dlq"]
-    names += [f"{namespace}.internal.by-id", f"{namespace}.internal.seen"]
+    names += [f"{namespace}.internal.keyed", f"{namespace}.internal.seen"]
     assert created.stdout.split() == [word for name in names for word in ("created", name)]
     verified = run_cli("topics", **env)
     assert verified.stdout.split() == [word for name in names for word in ("exists", name)]

@@ -11,8 +11,17 @@ import orjson
 import pytest
 
 from hookstream.topics import Topics
-from tests.integration.harness import Stack, eventually, metric, produce, raw_headers, read_topic
-from tests.support import FORUM_TOKEN, USER_CREATED
+from tests.integration.harness import (
+    Stack,
+    caught_up,
+    eventually,
+    metric,
+    produce,
+    raw_headers,
+    read_all,
+    read_topic,
+)
+from tests.support import EVENTS_TOKEN, FORUM_TOKEN, USER_CREATED
 
 GUARANTEES = ["at_least_once", "exactly_once"]
 
@@ -139,3 +148,109 @@ async def test_malformed_records_go_to_the_dead_letter_topic_with_their_reason(
     assert (
         await metric(worker, "hookstream_dead_letters_total", source="unknown", reason="unknown_source") == 1
     )
+
+
+async def test_one_hootsuite_array_of_three_is_three_events_in_order_for_their_subject(
+    stack: Stack, bootstrap: str, namespace: str
+) -> None:
+    stack.env["HOOKSTREAM_HOOTSUITE_EVENTS_TOKEN"] = EVENTS_TOKEN
+    receivers = await stack.receivers()
+    await stack.worker()
+    states = ["PENDING_APPROVAL", "SCHEDULED", "SENT"]
+    batch = [
+        {
+            "seq_no": str(100 + n),
+            "type": "com.hootsuite.messages.event.v1",
+            "data": {
+                "state": state,
+                "organization": {"id": "814203"},
+                "message": {"id": "m-1"},
+                "timestamp": f"2026-11-28T15:0{n}:00Z",
+            },
+        }
+        for n, state in enumerate(states)
+    ]
+    async with aiohttp.ClientSession() as session:
+        url = f"{receivers.url}/webhooks/hootsuite/events/{EVENTS_TOKEN}"
+        async with session.post(
+            url, data=orjson.dumps(batch), headers={"Content-Type": "application/json"}
+        ) as r:
+            assert r.status == 200
+    events = await read_topic(bootstrap, Topics(namespace).events, 3)
+    assert [record.key for record in events] == [b"message/m-1"] * 3
+    assert [orjson.loads(record.value)["type"] for record in events] == [
+        "com.hootsuite.message.pending_approval",
+        "com.hootsuite.message.scheduled",
+        "com.hootsuite.message.sent",
+    ]
+    assert [orjson.loads(record.value)["hsseq"] for record in events] == ["100", "101", "102"]
+
+
+async def test_every_raw_record_is_an_event_a_duplicate_a_ping_or_a_dead_letter(
+    stack: Stack, bootstrap: str, namespace: str
+) -> None:
+    topics = Topics(namespace)
+    forum, hootsuite = topics.raw("websitetoolbox"), topics.raw("hootsuite")
+    ping = b'[{"seq_no": "1", "type": "com.hootsuite.ping.event.v1", "data": {}}]'
+    records = [(forum, forum_event(n, user_id=n), raw_headers("websitetoolbox"), None) for n in range(40)]
+    records += [(forum, forum_event(n, user_id=n), raw_headers("websitetoolbox"), None) for n in range(10)]
+    records += [(hootsuite, ping, raw_headers("hootsuite", route="events"), None) for _ in range(5)]
+    records += [(forum, b"<html>not json</html>", raw_headers("websitetoolbox"), None) for _ in range(5)]
+    stack.create_topics()
+    await produce(bootstrap, records)
+    worker = await stack.worker()
+
+    async def accounted() -> dict[str, float] | None:
+        counts = {
+            name: await metric(worker, f"hookstream_{name}_total")
+            for name in ("raw_records", "events_published", "duplicates", "pings", "dead_letters")
+        }
+        outcomes = (
+            counts["events_published"] + counts["duplicates"] + counts["pings"] + counts["dead_letters"]
+        )
+        return counts if counts["raw_records"] == len(records) and outcomes == len(records) else None
+
+    counts = await eventually(accounted, what="all 60 raw records accounted for")
+    assert counts == {
+        "raw_records": 60,
+        "events_published": 40,
+        "duplicates": 10,
+        "pings": 5,
+        "dead_letters": 5,
+    }
+    assert len(await read_all(bootstrap, topics.events)) == 40
+    assert len(await read_all(bootstrap, topics.dlq)) == 5
+
+
+async def test_exactly_once_survives_a_sigkill_mid_stream(
+    stack: Stack, bootstrap: str, namespace: str
+) -> None:
+    stack.env["HOOKSTREAM_PROCESSING_GUARANTEE"] = "exactly_once"
+    topics = Topics(namespace)
+    total = 3000
+    stack.create_topics()
+    await produce(
+        bootstrap,
+        [
+            (topics.raw("websitetoolbox"), forum_event(n, user_id=n), raw_headers("websitetoolbox"), None)
+            for n in range(total)
+        ],
+    )
+    victim = await stack.worker()
+
+    async def midway() -> bool:
+        return await metric(victim, "hookstream_events_published_total") >= total // 5
+
+    await eventually(midway, what="the first worker to publish a fifth of the events")
+    victim.stop(signal.SIGKILL)
+    await stack.worker()
+
+    async def all_committed() -> bool:
+        return await caught_up(bootstrap, f"{namespace}-dedup", topics.keyed) and await caught_up(
+            bootstrap, namespace, topics.raw("websitetoolbox")
+        )
+
+    await eventually(all_committed, timeout=120, what="both stages to commit everything after the restart")
+    published = ids(await read_all(bootstrap, topics.events))
+    assert len(published) == total, "no event lost"
+    assert max(published.values()) == 1, "no event twice (read_committed)"

@@ -1,0 +1,138 @@
+"""The processor's pure parts: dedup state, routing, and what a raw record becomes before any I/O."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+
+from hookstream.errors import SettingsError
+from hookstream.settings import Settings
+from hookstream.topics import Topics
+from processor import normalize as normalize_package
+from processor.metrics import ProcessorMetrics
+from processor.pipeline import Pipeline
+from processor.records import Event, Normalized, RawRecord
+from processor.route import Routes
+from processor.seen import SeenIds
+from tests.support import USER_CREATED
+from tests.unit.rawrecords import raw_record
+
+TOPICS = Topics()
+
+
+def test_seen_ids_answer_within_the_window_and_forget_after_it() -> None:
+    seen = SeenIds(window_ms=1000)
+    seen.add("a", 0)
+    seen.add("b", 500)
+    assert seen.seen("a", 999)
+    assert not seen.seen("a", 1000)
+    assert not seen.seen("c", 0)
+    assert seen.expire(1000) == 1
+    assert len(seen) == 1
+    assert seen.expire(1499) == 0
+    assert seen.expire(1500) == 1
+    assert len(seen) == 0
+
+
+def test_an_id_seen_again_after_expiry_moves_to_the_young_end() -> None:
+    seen = SeenIds(window_ms=1000)
+    seen.add("a", 0)
+    seen.add("b", 100)
+    seen.add("a", 1200)
+    assert seen.expire(1150) == 1, "b expired; a, re-added later, is kept"
+    assert seen.seen("a", 1500)
+
+
+def post(*, tags: str | None = None, event_type: str = "com.x.post.matched") -> Event:
+    extensions = {"hstags": tags} if tags is not None else {}
+    return Event("x:post:1", event_type, "urn:hookstream:x", "2021-01-06T18:40:40Z", {}, "post/1", extensions)
+
+
+def test_default_routes_are_firehose_type_and_each_tag() -> None:
+    assert Routes(TOPICS).topics_for(post(tags="api-posts,cats with hats")) == [
+        "hookstream.events",
+        "hookstream.x.post.matched",
+        "hookstream.x.tag.api-posts",
+        "hookstream.x.tag.catswithhats",
+    ]
+
+
+def test_a_routes_file_adds_or_replaces_but_never_drops_the_firehose(tmp_path: Path) -> None:
+    routes_file = tmp_path / "routes.toml"
+    routes_file.write_text(
+        '[[route]]\ntype = "com.x.*"\ntopics = ["social.all"]\n\n'
+        '[[route]]\ntag = "api posts"\ntopics = ["devrel.posts"]\nmode = "replace"\n'
+    )
+    routes = Routes.load(TOPICS, routes_file)
+    assert routes.topics_for(post(tags="api posts")) == ["hookstream.events", "social.all", "devrel.posts"]
+    assert routes.topics_for(post()) == ["hookstream.events", "hookstream.x.post.matched", "social.all"]
+    other = post(event_type="com.websitetoolbox.user.created")
+    assert routes.topics_for(other) == ["hookstream.events", "hookstream.websitetoolbox.user.created"]
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "[[route]]\ntopics = ['a']\n",
+        "[[route]]\ntype = 'x'\ntag = 'y'\ntopics = ['a']\n",
+        "[[route]]\ntype = 'x'\ntopics = []\n",
+        "[[route]]\ntype = 'x'\ntopics = ['has space']\n",
+        "[[route]]\ntype = 'x'\ntopics = ['a']\nmode = 'sometimes'\n",
+        "not toml at all [",
+    ],
+)
+def test_a_bad_routes_file_stops_startup_naming_the_setting(tmp_path: Path, content: str) -> None:
+    routes_file = tmp_path / "routes.toml"
+    routes_file.write_text(content)
+    with pytest.raises(SettingsError) as raised:
+        Routes.load(TOPICS, routes_file)
+    assert raised.value.name == "HOOKSTREAM_ROUTES"
+
+
+@pytest.fixture
+def pipeline() -> Pipeline:
+    return Pipeline(Settings(), ProcessorMetrics(), Routes(TOPICS))
+
+
+def test_an_event_goes_to_the_keyed_topic_under_its_subject_with_its_id_and_routing(
+    pipeline: Pipeline,
+) -> None:
+    (output,) = pipeline.outputs_of(raw_record("websitetoolbox", USER_CREATED))
+    assert output.topic == "hookstream.internal.keyed"
+    assert output.key == b"user/181855"
+    assert orjson.loads(output.value)["subject"] == "user/181855"
+    headers = dict(output.headers)
+    assert headers["hs-event-id"] == b"websitetoolbox:1534"
+    assert headers["hs-out-topics"] == b"hookstream.events,hookstream.websitetoolbox.user.created"
+    assert headers["hs-type"] == b"com.websitetoolbox.user.created"
+    assert headers["content-type"] == b"application/cloudevents+json"
+
+
+def test_a_dead_letter_keeps_the_raw_bytes_and_headers_and_says_why(pipeline: Pipeline) -> None:
+    raw = raw_record("websitetoolbox", b"{oops")
+    (dead,) = pipeline.outputs_of(raw)
+    assert (dead.topic, dead.value) == ("hookstream.dlq", b"{oops")
+    headers = dict(dead.headers)
+    assert headers["hs-error"] == b"invalid_json"
+    assert headers["hs-origin"] == b"hookstream.raw.websitetoolbox/0/42"
+    assert {name: headers[name] for name in raw.headers} == dict(raw.headers)
+
+
+def test_an_event_too_deep_to_encode_is_a_dead_letter_not_a_crash(pipeline: Pipeline) -> None:
+    deep = b'{"type": "a.b", "data": ' + b'{"x": ' * 300 + b"1" + b"}" * 300 + b"}"
+    standard = raw_record("standard", deep, extra_headers={"hs-name": b"acme", "hs-http-webhook-id": b"m1"})
+    (dead,) = pipeline.outputs_of(standard)
+    assert dict(dead.headers)["hs-error"] == b"schema"
+
+
+def test_a_normalizer_bug_is_a_dead_letter_not_a_stuck_partition(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(raw: RawRecord) -> Normalized:
+        raise KeyError("bug")
+
+    monkeypatch.setitem(normalize_package.NORMALIZERS, "websitetoolbox", broken)
+    (dead,) = pipeline.outputs_of(raw_record("websitetoolbox", USER_CREATED))
+    assert dict(dead.headers)["hs-error"] == b"normalizer_error"
