@@ -5,8 +5,8 @@ A consume-transform-produce loop of our own over `<ns>.internal.keyed`, in its o
 (../shared/FAUST.md): table expiry forgets nothing restored, and Faust's transactions follow the
 *output* partition. Here everything follows the *input* partition p:
 
-- the dedup state of p lives in memory (`SeenIds`) and, durably, in partition p of `<ns>.internal.seen`
-  (compacted, and deleted past the window, so Kafka forgets what we forget);
+- the dedup state of p lives in memory or RocksDB (`HOOKSTREAM_STORE`) and, durably, in partition p
+  of `<ns>.internal.seen` (compacted, and deleted past the window, so Kafka forgets what we forget);
 - `exactly_once`: one transactional producer per input partition (transactional id `<ns>-dedup-<p>`).
   When p is assigned, the new producer's init fences any zombie owner and aborts its open transaction;
   only then is the state restored (read_committed) and records consumed. Each batch commits its
@@ -22,6 +22,7 @@ import logging
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeAlias
 
 from aiokafka import (
@@ -39,7 +40,7 @@ from hookstream.topics import SOURCES, Topics
 from processor.cloudevents import CONTENT_TYPE
 from processor.metrics import ProcessorMetrics
 from processor.outputs import Output, send, send_all
-from processor.seen import SeenIds
+from processor.seen import SeenStore, open_seen
 
 log = logging.getLogger(__name__)
 
@@ -53,13 +54,19 @@ RETRY_DELAY_S = 0.5
 class Partition:
     """What the stage holds for one assigned input partition."""
 
-    seen: SeenIds
+    seen: SeenStore
     producer: AIOKafkaProducer | None  # the partition's transactional producer under exactly_once
+
+    async def release(self) -> None:
+        self.seen.close()
+        if self.producer is not None:
+            await self.producer.stop()
 
 
 class DedupStage(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, settings: Settings, metrics: ProcessorMetrics) -> None:
+    def __init__(self, settings: Settings, metrics: ProcessorMetrics, state_dir: Path) -> None:
         self._settings = settings
+        self._state_dir = state_dir
         self._metrics = metrics
         self._topics = Topics(settings.namespace)
         self._exactly_once = settings.processing_guarantee == "exactly_once"
@@ -101,8 +108,7 @@ class DedupStage(ConsumerRebalanceListener):  # type: ignore[misc]
             if self._consumer is not None:
                 await self._consumer.stop()
             for partition in self._partitions.values():
-                if partition.producer is not None:
-                    await partition.producer.stop()
+                await partition.release()
             self._partitions.clear()
         if self._producer is not None:
             await self._producer.stop()
@@ -115,8 +121,8 @@ class DedupStage(ConsumerRebalanceListener):  # type: ignore[misc]
         async with self._lock:
             for tp in revoked:
                 partition = self._partitions.pop(tp.partition, None)
-                if partition is not None and partition.producer is not None:
-                    await partition.producer.stop()
+                if partition is not None:
+                    await partition.release()
 
     async def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
         async with self._lock:
@@ -139,9 +145,9 @@ class DedupStage(ConsumerRebalanceListener):  # type: ignore[misc]
         log.info("took over partition", extra={"partition": partition, "count": len(seen)})
         return Partition(seen, producer)
 
-    async def _restore(self, partition: int) -> SeenIds:
+    async def _restore(self, partition: int) -> SeenStore:
         """Partition `partition` of the state topic, committed records only, ids within the window."""
-        seen = SeenIds(self._window_ms)
+        seen = open_seen(self._settings.store, self._window_ms, self._state_dir, partition)
         reader = AIOKafkaConsumer(
             bootstrap_servers=self._settings.bootstrap_servers,
             enable_auto_commit=False,
@@ -200,6 +206,7 @@ class DedupStage(ConsumerRebalanceListener):  # type: ignore[misc]
                 await self._commit_in_order(outputs, state, offsets)
         except ProducerFenced:
             log.warning("fenced: another worker owns this partition now", extra={"partition": tp.partition})
+            await partition.release()
             self._partitions.pop(tp.partition, None)
             return
         except KafkaError as exc:
@@ -229,7 +236,7 @@ class DedupStage(ConsumerRebalanceListener):  # type: ignore[misc]
         if partition.producer is None:
             self._consumer.seek(tp, first_offset)
             return
-        await partition.producer.stop()
+        await partition.release()
         self._partitions[tp.partition] = await self._take_over(tp.partition)
         committed = await self._consumer.committed(tp)
         self._consumer.seek(tp, committed if committed is not None else first_offset)

@@ -50,7 +50,7 @@ def run(settings: Settings) -> None:
     app = create_app(settings, metrics, pipeline)
     worker = faust.Worker(
         app,
-        Stages(pipeline, DedupStage(settings, metrics)),
+        Stages(pipeline, DedupStage(settings, metrics, worker_dir(settings))),
         loglevel=settings.log_level,
         loop=loop,
         override_logging=False,  # keep our format (hookstream.logs), with its key=value context

@@ -1,15 +1,38 @@
 """The dedup state of one partition of the internal keyed topic: which event ids were first seen when.
 
 Bounded by time, unlike a Faust table (whose `expires` never forgets ids restored from its changelog):
-ids are kept in first-seen order, so forgetting the expired ones only ever looks at the oldest.
+ids are kept in first-seen order, so forgetting the expired ones only ever looks at the oldest. Two
+stores with one interface: in memory (`memory://`, the default) and on local disk in RocksDB
+(`rocksdb://`, for windows with more ids than memory holds). Either is rebuilt from the state topic
+when the partition is taken over, so the disk copy is a cache of what Kafka has committed.
 """
 
 from __future__ import annotations
 
+import shutil
 from collections import OrderedDict
+from pathlib import Path
+from typing import Protocol
+
+from rocksdict import Options, Rdict
+
+_ID = b"i/"  # i/<event id> -> first seen (ms, 8 bytes big-endian)
+_TIME = b"t/"  # t/<first seen, 8 bytes big-endian><event id> -> b"": the time index expiry walks
+
+
+class SeenStore(Protocol):
+    window_ms: int
+
+    def __len__(self) -> int: ...
+    def seen(self, event_id: str, now_ms: int) -> bool: ...
+    def add(self, event_id: str, first_seen_ms: int) -> None: ...
+    def expire(self, now_ms: int) -> int: ...
+    def close(self) -> None: ...
 
 
 class SeenIds:
+    """In memory: an insertion-ordered map, oldest first."""
+
     def __init__(self, window_ms: int) -> None:
         self.window_ms = window_ms
         self._first_seen: OrderedDict[str, int] = OrderedDict()
@@ -37,3 +60,65 @@ class SeenIds:
             del self._first_seen[event_id]
             expired += 1
         return expired
+
+    def close(self) -> None:
+        self._first_seen.clear()
+
+
+class DiskSeenIds:
+    """In RocksDB at `path` (created empty; whatever was there belonged to an earlier ownership)."""
+
+    def __init__(self, window_ms: int, path: Path) -> None:
+        self.window_ms = window_ms
+        self._path = path
+        shutil.rmtree(path, ignore_errors=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = Rdict(str(path), options=Options(raw_mode=True))
+        self._count = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    def seen(self, event_id: str, now_ms: int) -> bool:
+        first = self._db.get(_ID + event_id.encode())
+        return first is not None and now_ms - int.from_bytes(first) < self.window_ms
+
+    def add(self, event_id: str, first_seen_ms: int) -> None:
+        key = event_id.encode()
+        previous = self._db.get(_ID + key)
+        if previous is not None:
+            del self._db[_TIME + previous + key]
+        else:
+            self._count += 1
+        stamp = first_seen_ms.to_bytes(8)
+        self._db[_ID + key] = stamp
+        self._db[_TIME + stamp + key] = b""
+
+    def expire(self, now_ms: int) -> int:
+        cutoff = now_ms - self.window_ms
+        expired: list[bytes] = []
+        cursor = self._db.iter()
+        cursor.seek(_TIME)
+        while cursor.valid() and (index := cursor.key()).startswith(_TIME):
+            if int.from_bytes(index[2:10]) > cutoff:
+                break
+            expired.append(index)
+            cursor.next()
+        del cursor
+        for index in expired:
+            del self._db[index]
+            del self._db[_ID + index[10:]]
+        self._count -= len(expired)
+        return len(expired)
+
+    def close(self) -> None:
+        self._db.close()
+        shutil.rmtree(self._path, ignore_errors=True)
+
+
+def open_seen(store: str, window_ms: int, state_dir: Path, partition: int) -> SeenStore:
+    """The store HOOKSTREAM_STORE names, for one partition. `rocksdb://<dir>` puts it under <dir>."""
+    if store.startswith("rocksdb://"):
+        base = Path(store.removeprefix("rocksdb://") or state_dir)
+        return DiskSeenIds(window_ms, base / f"seen-{partition}")
+    return SeenIds(window_ms)

@@ -86,11 +86,14 @@ async def test_copies_handled_by_two_different_workers_are_one_event(
     assert len(await read_topic(bootstrap, Topics(namespace).events, 1)) == 1
 
 
-@pytest.mark.parametrize("guarantee", GUARANTEES)
+@pytest.mark.parametrize(
+    ("guarantee", "store"),
+    [("at_least_once", "memory://"), ("exactly_once", "memory://"), ("exactly_once", "rocksdb://")],
+)
 async def test_a_duplicate_after_a_worker_restart_is_still_one_event(
-    stack: Stack, bootstrap: str, namespace: str, guarantee: str
+    stack: Stack, bootstrap: str, namespace: str, guarantee: str, store: str
 ) -> None:
-    stack.env["HOOKSTREAM_PROCESSING_GUARANTEE"] = guarantee
+    stack.env.update({"HOOKSTREAM_PROCESSING_GUARANTEE": guarantee, "HOOKSTREAM_STORE": store})
     topic = Topics(namespace).raw("websitetoolbox")
     worker = await stack.worker()
     await produce(bootstrap, [(topic, USER_CREATED, raw_headers("websitetoolbox"), None)])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -15,34 +16,51 @@ from processor.metrics import ProcessorMetrics
 from processor.pipeline import Pipeline
 from processor.records import Event, Normalized, RawRecord
 from processor.route import Routes
-from processor.seen import SeenIds
+from processor.seen import SeenStore, open_seen
 from tests.support import USER_CREATED
 from tests.unit.rawrecords import raw_record
 
 TOPICS = Topics()
 
 
-def test_seen_ids_answer_within_the_window_and_forget_after_it() -> None:
-    seen = SeenIds(window_ms=1000)
-    seen.add("a", 0)
-    seen.add("b", 500)
-    assert seen.seen("a", 999)
-    assert not seen.seen("a", 1000)
-    assert not seen.seen("c", 0)
-    assert seen.expire(1000) == 1
-    assert len(seen) == 1
-    assert seen.expire(1499) == 0
-    assert seen.expire(1500) == 1
-    assert len(seen) == 0
+@pytest.fixture(params=["memory://", "rocksdb://"])
+def seen_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SeenStore]:
+    store = open_seen(request.param, window_ms=1000, state_dir=tmp_path, partition=3)
+    yield store
+    store.close()
 
 
-def test_an_id_seen_again_after_expiry_moves_to_the_young_end() -> None:
-    seen = SeenIds(window_ms=1000)
-    seen.add("a", 0)
-    seen.add("b", 100)
-    seen.add("a", 1200)
-    assert seen.expire(1150) == 1, "b expired; a, re-added later, is kept"
-    assert seen.seen("a", 1500)
+def test_seen_ids_answer_within_the_window_and_forget_after_it(seen_store: SeenStore) -> None:
+    seen_store.add("a", 0)
+    seen_store.add("b", 500)
+    assert seen_store.seen("a", 999)
+    assert not seen_store.seen("a", 1000)
+    assert not seen_store.seen("c", 0)
+    assert seen_store.expire(1000) == 1
+    assert len(seen_store) == 1
+    assert seen_store.expire(1499) == 0
+    assert seen_store.expire(1500) == 1
+    assert len(seen_store) == 0
+
+
+def test_an_id_seen_again_after_expiry_moves_to_the_young_end(seen_store: SeenStore) -> None:
+    seen_store.add("a", 0)
+    seen_store.add("b", 100)
+    seen_store.add("a", 1200)
+    assert seen_store.expire(1150) == 1, "b expired; a, re-added later, is kept"
+    assert seen_store.seen("a", 1500)
+    assert len(seen_store) == 1
+
+
+def test_the_disk_store_lives_under_the_state_dir_and_starts_empty(tmp_path: Path) -> None:
+    first = open_seen("rocksdb://", 1000, tmp_path, 0)
+    first.add("a", 0)
+    first.close()
+    again = open_seen(f"rocksdb://{tmp_path / 'elsewhere'}", 1000, tmp_path, 0)
+    assert (tmp_path / "elsewhere" / "seen-0").is_dir()
+    assert not again.seen("a", 1)
+    assert len(again) == 0
+    again.close()
 
 
 def post(*, tags: str | None = None, event_type: str = "com.x.post.matched") -> Event:
