@@ -1,0 +1,151 @@
+"""Processor throughput: raw → normalized events per second for one worker with dedup on, beside a
+plain aiokafka consume → orjson parse → produce loop over the same records, on the same broker.
+
+Both read a topic that already holds every record, so neither waits on a producer, and each is timed
+from its first outcome to its last.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from prometheus_client.parser import text_string_to_metric_families
+
+from bench.payloads import raw_records
+from hookstream.kafka import core_topics, ensure_topics, topic_spec
+from hookstream.settings import Settings
+from hookstream.topics import Topics
+
+HOOKSTREAM = Path(sys.executable).with_name("hookstream")
+OUTCOMES = (
+    "hookstream_events_published_total",
+    "hookstream_duplicates_total",
+    "hookstream_dead_letters_total",
+    "hookstream_pings_total",
+)
+
+
+async def load(settings: Settings, count: int, duplicates_share: float) -> list[str]:
+    """Create the namespace's topics and fill its raw topics; return the raw topics used."""
+    await ensure_topics(settings, core_topics(settings))
+    records = raw_records(Topics(settings.namespace), count, duplicates_share)
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, linger_ms=20, acks="all")
+    await producer.start()
+    try:
+        acks = [
+            await producer.send(topic, value, headers=list(hdrs.items())) for topic, value, hdrs in records
+        ]
+        await asyncio.gather(*acks)
+    finally:
+        await producer.stop()
+    return sorted({topic for topic, _, _ in records})
+
+
+async def baseline_eps(settings: Settings, topics: list[str], count: int) -> float:
+    """consume → orjson.loads → orjson.dumps → produce (acks=all), committing after each batch."""
+    out = f"{settings.namespace}.baseline"
+    await ensure_topics(settings, [topic_spec(settings, out)])
+    consumer = AIOKafkaConsumer(
+        *topics,
+        bootstrap_servers=settings.bootstrap_servers,
+        group_id=f"{settings.namespace}-baseline",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        max_poll_records=1000,
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all", linger_ms=5)
+    await consumer.start()
+    await producer.start()
+    done, started = 0, 0.0
+    try:
+        while done < count:
+            batches = await consumer.getmany(timeout_ms=500, max_records=1000)
+            if not started and batches:
+                started = time.perf_counter()
+            acks = [
+                await producer.send(out, orjson.dumps(orjson.loads(record.value)), key=record.key)
+                for records in batches.values()
+                for record in records
+            ]
+            await asyncio.gather(*acks)
+            await consumer.commit()
+            done += len(acks)
+    finally:
+        await consumer.stop()
+        await producer.stop()
+    return count / (time.perf_counter() - started)
+
+
+async def _outcomes(port: int) -> float:
+    try:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"http://127.0.0.1:{port}/metrics") as response,
+        ):
+            page = await response.text()
+    except aiohttp.ClientError:
+        return 0.0
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(page)
+        for sample in family.samples
+        if sample.name in OUTCOMES
+    )
+
+
+async def worker_eps(count: int, env: dict[str, str]) -> float:
+    """One `hookstream worker` over `count` loaded raw records: outcomes (published, duplicate, dead
+    letter, ping) per second, from the first to the last."""
+    port = int(env["HOOKSTREAM_WORKER_PORT"])
+    process = subprocess.Popen(  # noqa: S603
+        [str(HOOKSTREAM), "worker"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        started = 0.0
+        while (accounted := await _outcomes(port)) < count:
+            if accounted and not started:
+                started = time.perf_counter()
+            if process.poll() is not None:
+                raise RuntimeError("the worker exited")
+            await asyncio.sleep(0.02)
+        return count / (time.perf_counter() - started)
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+async def measure(bootstrap: str, count: int, duplicates_share: float, guarantee: str) -> dict[str, float]:
+    namespace = f"bench-{os.getpid()}-{int(time.time())}"
+    env = {
+        **os.environ,
+        "HOOKSTREAM_KAFKA_BOOTSTRAP": bootstrap,
+        "HOOKSTREAM_NAMESPACE": namespace,
+        "HOOKSTREAM_WORKER_PORT": "16066",
+        "HOOKSTREAM_PROCESSING_GUARANTEE": guarantee,
+        "HOOKSTREAM_LOG_LEVEL": "WARNING",
+    }
+    settings = Settings.from_env(env)
+    topics = await load(settings, count, duplicates_share)
+    baseline = await baseline_eps(settings, topics, count)
+    processor = await worker_eps(count, env)
+    return {"processor_eps": processor, "baseline_kafka_eps": baseline}
+
+
+if __name__ == "__main__":
+    result = asyncio.run(
+        measure(
+            os.environ.get("HOOKSTREAM_KAFKA_BOOTSTRAP", "localhost:9092"),
+            20_000,
+            0.1,
+            sys.argv[1] if len(sys.argv) > 1 else "at_least_once",
+        )
+    )
+    print(result, f"ratio {result['processor_eps'] / result['baseline_kafka_eps']:.2f}")
