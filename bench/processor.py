@@ -105,21 +105,21 @@ async def worker_eps(count: int, env: dict[str, str]) -> float:
     """One `hookstream worker` over `count` loaded raw records: outcomes (published, duplicate, dead
     letter, ping) per second, from the first to the last."""
     port = int(env["HOOKSTREAM_WORKER_PORT"])
-    process = subprocess.Popen(  # noqa: S603
-        [str(HOOKSTREAM), "worker"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    process = await asyncio.create_subprocess_exec(
+        str(HOOKSTREAM), "worker", env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
         started = 0.0
         while (accounted := await _outcomes(port)) < count:
             if accounted and not started:
                 started = time.perf_counter()
-            if process.poll() is not None:
+            if process.returncode is not None:
                 raise RuntimeError("the worker exited")
             await asyncio.sleep(0.02)
         return count / (time.perf_counter() - started)
     finally:
         process.terminate()
-        process.wait(30)
+        await asyncio.wait_for(process.wait(), 30)
 
 
 async def measure(bootstrap: str, count: int, duplicates_share: float, guarantee: str) -> dict[str, float]:
