@@ -56,12 +56,12 @@ def max_record_bytes(settings: Settings) -> int:
 
 def core_topics(settings: Settings) -> list[TopicSpec]:
     """The topics `hookstream topics` creates up front: raw, firehose, dead letters, and the processor's
-    two internal topics (events keyed by id, and the dedup state that expires with the window)."""
+    two internal topics (events keyed for dedup, and the dedup state that expires with the window)."""
     topics = Topics(settings.namespace)
     seen = topic_spec(settings, topics.seen)
     seen.config.update(
         {
-            "cleanup.policy": "compact,delete",
+            "cleanup.policy": "delete",
             "retention.ms": str(int(settings.dedup_window_s * 1000) + DAY_MS),
         }
     )

@@ -6,7 +6,8 @@ A consume-transform-produce loop of our own over `<ns>.internal.keyed`, in its o
 *output* partition. Here everything follows the *input* partition p:
 
 - the dedup state of p lives in memory or RocksDB (`HOOKSTREAM_STORE`) and, durably, in partition p
-  of `<ns>.internal.seen` (compacted, and deleted past the window, so Kafka forgets what we forget);
+  of `<ns>.internal.seen`: one record per batch with the ids it saw first, deleted by Kafka once older
+  than the window, so Kafka forgets what we forget;
 - `exactly_once`: one transactional producer per input partition (transactional id `<ns>-dedup-<p>`).
   When p is assigned, the new producer's init fences any zombie owner and aborts its open transaction;
   only then is the state restored (read_committed) and records consumed. Each batch commits its
@@ -40,7 +41,7 @@ from hookstream.topics import SOURCES, Topics
 from processor.cloudevents import CONTENT_TYPE
 from processor.metrics import ProcessorMetrics
 from processor.outputs import Output, send, send_all
-from processor.seen import SeenStore, open_seen
+from processor.seen import SeenStore, decode_seen, encode_seen, open_seen
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,7 @@ class DedupStage(ConsumerRebalanceListener):  # type: ignore[misc]
         await self._admin.start()
         if not self._exactly_once:
             self._producer = durable_producer(
-                self._settings, role="dedup", linger_ms=5, max_batch_size=512 * 1024
+                self._settings, role="dedup", linger_ms=0, max_batch_size=512 * 1024
             )
             await self._producer.start()
         self._consumer = AIOKafkaConsumer(
@@ -101,8 +102,10 @@ class DedupStage(ConsumerRebalanceListener):  # type: ignore[misc]
         self._task = asyncio.create_task(self._run(), name="dedup-stage")
 
     async def stop(self) -> None:
+        async with self._lock:  # a batch in hand finishes first: never stop between its outputs and commit
+            if self._task is not None:
+                self._task.cancel()
         if self._task is not None:
-            self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
         async with self._lock:
             if self._consumer is not None:
@@ -137,7 +140,7 @@ class DedupStage(ConsumerRebalanceListener):  # type: ignore[misc]
             producer = durable_producer(
                 self._settings,
                 role=f"dedup-{partition}",
-                linger_ms=5,
+                linger_ms=0,
                 transactional_id=f"{self._settings.namespace}-dedup-{partition}",
             )
             await producer.start()
@@ -162,9 +165,10 @@ class DedupStage(ConsumerRebalanceListener):  # type: ignore[misc]
             now_ms = _now_ms()
             while await reader.position(tp) < end:
                 for record in (await reader.getmany(tp, timeout_ms=500)).get(tp, []):
-                    first_seen = int(record.value or b"0")
-                    if record.key is not None and now_ms - first_seen < self._window_ms:
-                        seen.add(record.key.decode(), first_seen)
+                    first_seen, event_ids = decode_seen(record.value)
+                    if now_ms - first_seen < self._window_ms:
+                        for event_id in event_ids:
+                            seen.add(event_id, first_seen)
         finally:
             await reader.stop()
         return seen
@@ -193,10 +197,11 @@ class DedupStage(ConsumerRebalanceListener):  # type: ignore[misc]
                 continue
             fresh[event_id] = record
             outputs.extend(self._published(record))
-        state = [
-            Output(self._topics.seen, event_id.encode(), str(now_ms).encode(), partition=tp.partition)
-            for event_id in fresh
-        ]
+        state = (
+            [Output(self._topics.seen, None, encode_seen(now_ms, fresh), partition=tp.partition)]
+            if fresh
+            else []
+        )
         offsets = {tp: records[-1].offset + 1}
         try:
             await self._ensure_topics(partition.producer or self._producer, {o.topic for o in outputs})

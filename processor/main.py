@@ -10,6 +10,7 @@ import asyncio
 from typing import Any
 
 import faust
+import uvloop
 from mode import Service
 
 from hookstream.kafka import core_topics, ensure_topics
@@ -42,7 +43,7 @@ class Stages(Service):
 def run(settings: Settings) -> None:
     routes = Routes.load(Topics(settings.namespace), settings.routes_file)
     worker_dir(settings).mkdir(parents=True, exist_ok=True)
-    loop = asyncio.new_event_loop()
+    loop = uvloop.new_event_loop()
     asyncio.set_event_loop(loop)
     loop.run_until_complete(ensure_topics(settings, core_topics(settings)))
     metrics = ProcessorMetrics()

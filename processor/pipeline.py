@@ -50,7 +50,7 @@ class Pipeline:
 
     async def start(self) -> None:
         self._producer = durable_producer(
-            self._settings, role="normalizer", linger_ms=5, max_batch_size=512 * 1024
+            self._settings, role="normalizer", linger_ms=0, max_batch_size=512 * 1024
         )
         await self._producer.start()
         self._started.set()

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import shutil
 from collections import OrderedDict
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Protocol
 
+import orjson
 from rocksdict import Options, Rdict
 
 _ID = b"i/"  # i/<event id> -> first seen (ms, 8 bytes big-endian)
@@ -114,6 +116,23 @@ class DiskSeenIds:
     def close(self) -> None:
         self._db.close()
         shutil.rmtree(self._path, ignore_errors=True)
+
+
+def encode_seen(first_seen_ms: int, event_ids: Iterable[str]) -> bytes:
+    """One state-topic record: the ids a batch saw first, and when (one record per batch, not per id)."""
+    return orjson.dumps({"t": first_seen_ms, "ids": list(event_ids)})
+
+
+def decode_seen(value: bytes | None) -> tuple[int, list[str]]:
+    """The (first seen, ids) of a state-topic record; an unreadable one holds nothing."""
+    try:
+        document = orjson.loads(value or b"")
+        first_seen, event_ids = document["t"], document["ids"]
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return 0, []
+    if not isinstance(first_seen, int) or not isinstance(event_ids, list):
+        return 0, []
+    return first_seen, [event_id for event_id in event_ids if isinstance(event_id, str)]
 
 
 def open_seen(store: str, window_ms: int, state_dir: Path, partition: int) -> SeenStore:

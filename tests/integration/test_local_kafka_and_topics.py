@@ -75,7 +75,7 @@ async def test_topics_creates_then_verifies_with_the_configured_partitions_and_r
         }
         assert configs[raw]["retention.ms"] == str(7 * 86_400_000)
         assert configs[dlq]["retention.ms"] == str(30 * 86_400_000)
-        assert configs[seen]["cleanup.policy"] == "compact,delete"
+        assert configs[seen]["cleanup.policy"] == "delete"
         assert configs[seen]["retention.ms"] == str(8 * 86_400_000), "the dedup window (7 days) and a day"
     finally:
         await admin.close()

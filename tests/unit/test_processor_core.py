@@ -16,7 +16,7 @@ from processor.metrics import ProcessorMetrics
 from processor.pipeline import Pipeline
 from processor.records import Event, Normalized, RawRecord
 from processor.route import Routes
-from processor.seen import SeenStore, open_seen
+from processor.seen import SeenStore, decode_seen, encode_seen, open_seen
 from tests.support import USER_CREATED
 from tests.unit.rawrecords import raw_record
 
@@ -154,3 +154,10 @@ def test_a_normalizer_bug_is_a_dead_letter_not_a_stuck_partition(
     monkeypatch.setitem(normalize_package.NORMALIZERS, "websitetoolbox", broken)
     (dead,) = pipeline.outputs_of(raw_record("websitetoolbox", USER_CREATED))
     assert dict(dead.headers)["hs-error"] == b"normalizer_error"
+
+
+def test_a_state_record_holds_a_batch_of_first_seen_ids() -> None:
+    value = encode_seen(1_700_000_000_000, ["websitetoolbox:1", "x:post:2"])
+    assert decode_seen(value) == (1_700_000_000_000, ["websitetoolbox:1", "x:post:2"])
+    for unreadable in (None, b"", b"[]", b'{"t": "soon", "ids": []}', b'{"ids": ["a"]}'):
+        assert decode_seen(unreadable) == (0, [])
