@@ -1,5 +1,6 @@
 """hookstream: code shared by the receivers, the processor and the CLI.
 
 Settings, topic and header names, errors, the local Kafka launcher and the CLI live here. This package
-imports neither aiohttp nor Faust, so each service pulls in only what it runs.
+never imports Faust; only `hookstream.web` (the /metrics page of the worker and the poller) imports
+aiohttp, so the CLI and `hookstream kafka …` load neither.
 """

@@ -32,6 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("topics", help="create or verify the raw, firehose and dead-letter topics")
     commands.add_parser("receivers", help="run the HTTP receivers")
     commands.add_parser("worker", help="run one processor worker (start several to scale out)")
+    commands.add_parser("poller", help="poll Hootsuite's REST API for message states (one replica)")
     tail = commands.add_parser("tail", help="print normalized events as they arrive")
     tail.add_argument("topic", nargs="?", help="topic to follow (default: the firehose)")
     tail.add_argument("--from-beginning", action="store_true", help="start at the oldest retained event")
@@ -71,6 +72,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         from processor.main import run as run_worker
 
         run_worker(settings)
+    elif args.command == "poller":
+        from receivers.hootsuite_poller import run as run_poller
+
+        run_poller(settings)
     elif args.command == "tail":
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(

@@ -49,6 +49,11 @@ class Topics:
         """Internal: the dedup state, partition for partition beside `keyed` (compacted and expiring)."""
         return f"{self.namespace}.internal.seen"
 
+    @property
+    def poller_state(self) -> str:
+        """Internal, compacted: the Hootsuite poller's refresh token and last-seen message states."""
+        return f"{self.namespace}.internal.hootsuite-poller"
+
     def for_type(self, event_type: str) -> str:
         """`com.websitetoolbox.user.created` → `hookstream.websitetoolbox.user.created`."""
         parts = event_type.split(".")

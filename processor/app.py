@@ -9,10 +9,10 @@ from typing import Any, cast
 import faust
 from aiohttp import web
 from mode import Service
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from hookstream.settings import Settings
 from hookstream.topics import Topics
+from hookstream.web import serve_metrics
 from processor.metrics import ProcessorMetrics
 from processor.pipeline import Pipeline
 from processor.records import RawRecord
@@ -79,21 +79,10 @@ class WorkerWeb(Service):
         self._runner: web.AppRunner | None = None
 
     async def on_start(self) -> None:
-        app = web.Application()
-        app.router.add_get("/metrics", self._metrics_page)
-        app.router.add_get("/healthz", self._healthz)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, self._settings.http_host, self._settings.worker_port).start()
+        self._runner = await serve_metrics(
+            self._settings.http_host, self._settings.worker_port, self._metrics.registry
+        )
 
     async def on_stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
-
-    async def _metrics_page(self, _: web.Request) -> web.Response:
-        response = web.Response(body=generate_latest(self._metrics.registry))
-        response.headers["Content-Type"] = CONTENT_TYPE_LATEST
-        return response
-
-    async def _healthz(self, _: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"})

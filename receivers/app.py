@@ -14,11 +14,11 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from hookstream import headers as H
 from hookstream.settings import Settings
 from hookstream.topics import Topics
+from hookstream.web import healthz, metrics_handler
 from receivers.delivery import Accepted, Delivery, RawRequest, Reason, Rejected
 from receivers.metrics import ReceiverMetrics
 from receivers.sink import RawSink, SinkUnavailable
@@ -90,22 +90,14 @@ def make_app(
                 handler = _challenge_handler(source.name, endpoint, metrics)
             app.router.add_route(endpoint.method, endpoint.path, handler)
 
-    async def healthz(_: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"})
-
     async def readyz(_: web.Request) -> web.Response:
         if await sink.ready():
             return web.json_response({"status": "ready"})
         return web.json_response({"status": "kafka unreachable"}, status=503)
 
-    async def metrics_page(_: web.Request) -> web.Response:
-        response = web.Response(body=generate_latest(metrics.registry))
-        response.headers["Content-Type"] = CONTENT_TYPE_LATEST
-        return response
-
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics_page)
+    app.router.add_get("/metrics", metrics_handler(metrics.registry))
 
     async def sink_lifecycle(_: web.Application) -> AsyncIterator[None]:
         await sink.start()

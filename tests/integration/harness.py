@@ -71,6 +71,10 @@ class Service:
                 self.process.wait()
         return self.process.returncode
 
+    async def stopped(self, sig: int = signal.SIGTERM) -> int:
+        """`stop`, without blocking this event loop (which may be serving the process, as fakes do)."""
+        return await asyncio.to_thread(self.stop, sig)
+
     async def wait_http(self, path: str, *, status: int = 200, timeout: float = DEFAULT_WAIT_S) -> None:
         async def answers() -> bool:
             if self.process.poll() is not None:
