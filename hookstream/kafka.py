@@ -15,7 +15,12 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError
+from aiokafka.errors import (
+    InvalidProducerEpoch,
+    KafkaError,
+    OutOfOrderSequenceNumber,
+    UnknownProducerId,
+)
 
 from hookstream.settings import Settings
 from hookstream.topics import Topics
@@ -86,6 +91,69 @@ def durable_producer(settings: Settings, *, role: str, linger_ms: int, **options
         max_request_size=max_record_bytes(settings),
         **options,
     )
+
+
+# After these, aiokafka's idempotent producer keeps failing every batch (its sequence numbers no longer
+# match the broker's, and it never asks for a new producer id): only a new producer recovers.
+BROKEN_PRODUCER = (OutOfOrderSequenceNumber, UnknownProducerId, InvalidProducerEpoch)
+
+
+class DurableProducer:
+    """`durable_producer` that replaces itself when its idempotence state breaks, which happens after
+    batches fail during a broker outage. Sends in flight on the old producer fail and are retried by
+    their callers; nothing is acknowledged that Kafka does not have."""
+
+    def __init__(self, settings: Settings, *, role: str, linger_ms: int, **options: Any) -> None:
+        self._settings, self._role, self._linger_ms, self._options = settings, role, linger_ms, options
+        self._producer: AIOKafkaProducer | None = None
+        self._lock = asyncio.Lock()
+
+    def _make(self) -> AIOKafkaProducer:
+        return durable_producer(self._settings, role=self._role, linger_ms=self._linger_ms, **self._options)
+
+    async def start(self) -> None:
+        self._producer = self._make()
+        await self._producer.start()
+
+    async def stop(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+
+    async def send(
+        self,
+        topic: str,
+        value: bytes,
+        *,
+        key: bytes | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+        partition: int | None = None,
+    ) -> asyncio.Future[Any]:
+        assert self._producer is not None
+        ack: asyncio.Future[Any] = await self._producer.send(
+            topic, value, key=key, headers=headers, partition=partition
+        )
+        ack.add_done_callback(self._check)
+        return ack
+
+    async def partitions_for(self, topic: str) -> set[int]:
+        assert self._producer is not None
+        return set(await self._producer.partitions_for(topic))
+
+    def _check(self, ack: asyncio.Future[Any]) -> None:
+        """Retrieve every outcome (no 'exception never retrieved'), and replace a broken producer."""
+        if not ack.cancelled() and isinstance(ack.exception(), BROKEN_PRODUCER) and not self._lock.locked():
+            asyncio.get_running_loop().create_task(self.replace(self._producer))
+
+    async def replace(self, broken: AIOKafkaProducer | None) -> None:
+        async with self._lock:
+            if broken is not self._producer or broken is None:
+                return  # replaced already
+            log.warning("replacing a Kafka producer whose idempotence state broke")
+            fresh = self._make()
+            await fresh.start()
+            self._producer = fresh
+            with contextlib.suppress(KafkaError, TimeoutError):
+                await asyncio.wait_for(broken.stop(), 5)
 
 
 async def kafka_answers(settings: Settings, timeout_s: float = 2.0) -> bool:

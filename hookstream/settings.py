@@ -79,6 +79,7 @@ class Settings:
     hootsuite_refresh_token: Secret | None = None
     hootsuite_poll_interval_s: float = 30.0
     poller_port: int = 6067
+    stall_timeout_s: float = 120.0
     log_level: str = "INFO"
     cache_dir: Path = field(default_factory=lambda: Path.home() / ".cache" / "hookstream")
 
@@ -138,6 +139,7 @@ class Settings:
             hootsuite_poll_interval_s=env.get(
                 "HOOKSTREAM_HOOTSUITE_POLL_INTERVAL", default.hootsuite_poll_interval_s, _duration
             ),
+            stall_timeout_s=env.get("HOOKSTREAM_STALL_TIMEOUT", default.stall_timeout_s, _duration),
             poller_port=env.get("HOOKSTREAM_POLLER_PORT", default.poller_port, _int(0, 65535)),
             log_level=env.get("HOOKSTREAM_LOG_LEVEL", default.log_level, _log_level),
             cache_dir=env.get("HOOKSTREAM_CACHE_DIR", default.cache_dir, Path),

@@ -26,11 +26,18 @@ async def healthz(_: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-async def serve_metrics(host: str, port: int, registry: CollectorRegistry) -> web.AppRunner:
-    """Serve /metrics and /healthz until the returned runner is cleaned up."""
+Handler = Callable[[web.Request], Awaitable[web.Response]]
+
+
+async def serve_metrics(
+    host: str, port: int, registry: CollectorRegistry, extra: dict[str, Handler] | None = None
+) -> web.AppRunner:
+    """Serve /metrics, /healthz and the `extra` GET routes until the returned runner is cleaned up."""
     app = web.Application()
     app.router.add_get("/metrics", metrics_handler(registry))
     app.router.add_get("/healthz", healthz)
+    for path, handler in (extra or {}).items():
+        app.router.add_get(path, handler)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     try:

@@ -8,11 +8,13 @@ from typing import Any, cast
 
 import faust
 from aiohttp import web
+from aiokafka import TopicPartition
 from mode import Service
 
 from hookstream.settings import Settings
 from hookstream.topics import Topics
 from hookstream.web import serve_metrics
+from processor.liveness import LivenessWatch
 from processor.metrics import ProcessorMetrics
 from processor.pipeline import Pipeline
 from processor.records import RawRecord
@@ -26,7 +28,7 @@ def worker_dir(settings: Settings) -> Path:
     return settings.cache_dir / "worker" / settings.namespace
 
 
-def create_app(settings: Settings, metrics: ProcessorMetrics, pipeline: Pipeline) -> faust.App:
+def create_app(settings: Settings, pipeline: Pipeline) -> faust.App:
     app = faust.App(
         settings.namespace,
         broker=[f"kafka://{server}" for server in settings.bootstrap_servers],
@@ -53,8 +55,17 @@ def create_app(settings: Settings, metrics: ProcessorMetrics, pipeline: Pipeline
         async for batch in cast(faust.Stream[bytes], stream).take_events(BATCH_MAX, within=BATCH_WITHIN_S):
             await pipeline.handle([_raw_record(event.message) for event in batch])
 
-    app.web_server(WorkerWeb(settings, metrics))
     return app
+
+
+def raw_partitions(app: faust.App, settings: Settings) -> list[tuple[str, TopicPartition]]:
+    """The raw-topic partitions Faust assigned to this worker, with its consumer group (the app id)."""
+    raw = set(Topics(settings.namespace).all_raw)
+    return [
+        (settings.namespace, TopicPartition(tp.topic, tp.partition))
+        for tp in app.consumer.assignment()
+        if tp.topic in raw
+    ]
 
 
 def _raw_record(message: Any) -> RawRecord:
@@ -70,19 +81,31 @@ def _raw_record(message: Any) -> RawRecord:
 
 
 class WorkerWeb(Service):
-    """/metrics and /healthz on HOOKSTREAM_WORKER_PORT, in place of Faust's own web stack."""
+    """/metrics, /healthz and /livez on HOOKSTREAM_WORKER_PORT, in place of Faust's own web stack."""
 
-    def __init__(self, settings: Settings, metrics: ProcessorMetrics, **kwargs: Any) -> None:
+    def __init__(
+        self, settings: Settings, metrics: ProcessorMetrics, liveness: LivenessWatch, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self._settings = settings
         self._metrics = metrics
+        self._liveness = liveness
         self._runner: web.AppRunner | None = None
 
     async def on_start(self) -> None:
         self._runner = await serve_metrics(
-            self._settings.http_host, self._settings.worker_port, self._metrics.registry
+            self._settings.http_host,
+            self._settings.worker_port,
+            self._metrics.registry,
+            extra={"/livez": self._livez},
         )
 
     async def on_stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+
+    async def _livez(self, _: web.Request) -> web.Response:
+        stalled_for = round(self._liveness.stalled_for_s, 1)
+        if self._liveness.live:
+            return web.json_response({"status": "live", "stalled_for_s": stalled_for})
+        return web.json_response({"status": "stalled", "stalled_for_s": stalled_for}, status=503)

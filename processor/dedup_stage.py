@@ -35,7 +35,7 @@ from aiokafka import (
 from aiokafka.errors import KafkaError, ProducerFenced
 
 from hookstream import headers as H
-from hookstream.kafka import TopicAdmin, durable_producer, topic_spec
+from hookstream.kafka import DurableProducer, TopicAdmin, durable_producer, topic_spec
 from hookstream.settings import Settings
 from hookstream.topics import SOURCES, Topics
 from processor.cloudevents import CONTENT_TYPE
@@ -76,7 +76,7 @@ class DedupStage(ConsumerRebalanceListener):  # type: ignore[misc]
         self._partitions: dict[int, Partition] = {}
         self._lock = asyncio.Lock()
         self._consumer: AIOKafkaConsumer | None = None
-        self._producer: AIOKafkaProducer | None = None
+        self._producer: DurableProducer | None = None
         self._admin: TopicAdmin | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -84,7 +84,7 @@ class DedupStage(ConsumerRebalanceListener):  # type: ignore[misc]
         self._admin = TopicAdmin(self._settings)
         await self._admin.start()
         if not self._exactly_once:
-            self._producer = durable_producer(
+            self._producer = DurableProducer(
                 self._settings, role="dedup", linger_ms=0, max_batch_size=512 * 1024
             )
             await self._producer.start()
@@ -117,6 +117,10 @@ class DedupStage(ConsumerRebalanceListener):  # type: ignore[misc]
             await self._producer.stop()
         if self._admin is not None:
             await self._admin.close()
+
+    def owned(self) -> list[tuple[str, TopicPartition]]:
+        """The partitions this worker's dedup stage owns, with its consumer group."""
+        return [(self.group_id, TopicPartition(self._topics.keyed, p)) for p in sorted(self._partitions)]
 
     # -- rebalance: the consumer calls these between batches, never during one (we hold the lock) --
 
@@ -224,7 +228,9 @@ class DedupStage(ConsumerRebalanceListener):  # type: ignore[misc]
             partition.seen.add(event_id, now_ms)
         self._count_published(fresh.values(), now_ms)
 
-    async def _ensure_topics(self, producer: AIOKafkaProducer | None, topics: set[str]) -> None:
+    async def _ensure_topics(
+        self, producer: AIOKafkaProducer | DurableProducer | None, topics: set[str]
+    ) -> None:
         """Create missing output topics, and wait until the producer knows their leaders: a transaction
         cannot add a partition the producer has no metadata for."""
         assert self._admin is not None

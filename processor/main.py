@@ -16,26 +16,31 @@ from mode import Service
 from hookstream.kafka import core_topics, ensure_topics
 from hookstream.settings import Settings
 from hookstream.topics import Topics
-from processor.app import create_app, worker_dir
+from processor.app import WorkerWeb, create_app, raw_partitions, worker_dir
 from processor.dedup_stage import DedupStage
+from processor.liveness import LivenessWatch
 from processor.metrics import ProcessorMetrics
 from processor.pipeline import Pipeline
 from processor.route import Routes
 
 
 class Stages(Service):
-    """Starts the pipeline's producer and the dedup stage with the worker; stops them on the way out."""
+    """Starts the pipeline's producer, the dedup stage and the liveness watch with the worker, and
+    stops them on the way out."""
 
-    def __init__(self, pipeline: Pipeline, dedup: DedupStage, **kwargs: Any) -> None:
+    def __init__(self, pipeline: Pipeline, dedup: DedupStage, liveness: LivenessWatch, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._pipeline = pipeline
         self._dedup = dedup
+        self._liveness = liveness
 
     async def on_start(self) -> None:
         await self._pipeline.start()
         await self._dedup.start()
+        await self._liveness.start()
 
     async def on_stop(self) -> None:
+        await self._liveness.stop()
         await self._dedup.stop()
         await self._pipeline.stop()
 
@@ -48,10 +53,13 @@ def run(settings: Settings) -> None:
     loop.run_until_complete(ensure_topics(settings, core_topics(settings)))
     metrics = ProcessorMetrics()
     pipeline = Pipeline(settings, metrics, routes)
-    app = create_app(settings, metrics, pipeline)
+    dedup = DedupStage(settings, metrics, worker_dir(settings))
+    app = create_app(settings, pipeline)
+    liveness = LivenessWatch(settings, lambda: [*raw_partitions(app, settings), *dedup.owned()])
+    app.web_server(WorkerWeb(settings, metrics, liveness))
     worker = faust.Worker(
         app,
-        Stages(pipeline, DedupStage(settings, metrics, worker_dir(settings))),
+        Stages(pipeline, dedup, liveness),
         loglevel=settings.log_level,
         loop=loop,
         override_logging=False,  # keep our format (hookstream.logs), with its key=value context

@@ -9,9 +9,12 @@ import itertools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
+
+from hookstream.kafka import DurableProducer
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +31,9 @@ class Output:
     partition: int | None = None
 
 
-async def send(producer: AIOKafkaProducer, outputs: Sequence[Output]) -> list[asyncio.Future[object]]:
+async def send(
+    producer: DurableProducer | AIOKafkaProducer, outputs: Sequence[Output]
+) -> list[asyncio.Future[Any]]:
     """Hand `outputs` to the producer in order; the futures resolve when Kafka acknowledges each."""
     return [
         await producer.send(o.topic, o.value, key=o.key, headers=list(o.headers), partition=o.partition)
@@ -36,7 +41,7 @@ async def send(producer: AIOKafkaProducer, outputs: Sequence[Output]) -> list[as
     ]
 
 
-async def send_all(producer: AIOKafkaProducer, outputs: Sequence[Output]) -> None:
+async def send_all(producer: DurableProducer, outputs: Sequence[Output]) -> None:
     """Deliver every output, retrying failed deliveries until Kafka has them all."""
     pending = list(outputs)
     for attempt in itertools.count():

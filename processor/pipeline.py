@@ -16,10 +16,9 @@ import asyncio
 import logging
 
 import orjson
-from aiokafka import AIOKafkaProducer
 
 from hookstream import headers as H
-from hookstream.kafka import durable_producer
+from hookstream.kafka import DurableProducer
 from hookstream.settings import Settings
 from hookstream.topics import SOURCES, Topics
 from processor import cloudevents
@@ -45,11 +44,11 @@ class Pipeline:
         self._topics = Topics(settings.namespace)
         self._metrics = metrics
         self._routes = routes
-        self._producer: AIOKafkaProducer | None = None
+        self._producer: DurableProducer | None = None
         self._started = asyncio.Event()
 
     async def start(self) -> None:
-        self._producer = durable_producer(
+        self._producer = DurableProducer(
             self._settings, role="normalizer", linger_ms=0, max_batch_size=512 * 1024
         )
         await self._producer.start()

@@ -27,12 +27,12 @@ from typing import Any
 import aiohttp
 import orjson
 import uvloop
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from hookstream import headers as H
 from hookstream.errors import SettingsError
-from hookstream.kafka import TopicSpec, durable_producer, ensure_topics
+from hookstream.kafka import DurableProducer, TopicSpec, ensure_topics
 from hookstream.settings import Settings
 from hookstream.topics import Topics
 from hookstream.web import serve_metrics
@@ -136,7 +136,7 @@ class HootsuitePoller:
         self._configured_token = settings.hootsuite_refresh_token.reveal()  # type: ignore[union-attr]
         self._state = PollerState()
         self._tokens: Tokens | None = None
-        self._producer: AIOKafkaProducer | None = None
+        self._producer: DurableProducer | None = None
 
     async def run(self, session: aiohttp.ClientSession, stop: asyncio.Event) -> None:
         secret = self._settings.hootsuite_client_secret
@@ -150,7 +150,7 @@ class HootsuitePoller:
         )
         await ensure_topics(self._settings, [self.state_topic_spec()])
         self._state = await self.load_state()
-        self._producer = durable_producer(self._settings, role="hootsuite-poller", linger_ms=0)
+        self._producer = DurableProducer(self._settings, role="hootsuite-poller", linger_ms=0)
         await self._producer.start()
         try:
             while not stop.is_set():

@@ -11,10 +11,9 @@ import contextlib
 import logging
 from typing import Protocol
 
-from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from hookstream.kafka import durable_producer, ensure_topics, kafka_answers, topic_spec
+from hookstream.kafka import DurableProducer, ensure_topics, kafka_answers, topic_spec
 from hookstream.settings import Settings
 from hookstream.topics import Topics
 from receivers.delivery import Delivery
@@ -40,7 +39,7 @@ class KafkaSink:
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._producer: AIOKafkaProducer | None = None
+        self._producer: DurableProducer | None = None
         self._started: asyncio.Task[None] | None = None
         self._ready_at = -1.0
         self._ready = False
@@ -55,7 +54,7 @@ class KafkaSink:
             # linger 0: under load, records pile into the next batch anyway while the previous produce
             # request is in flight, so waiting only adds latency (measured: linger 2-5 ms and lz4/zstd
             # compression each lowered requests/s at 64 clients; see the receivers issue's note).
-            self._producer = durable_producer(
+            self._producer = DurableProducer(
                 self._settings,
                 role="receiver",
                 linger_ms=0,
