@@ -7,6 +7,7 @@ and fails when CI is set: CI must install the package.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -24,6 +25,7 @@ from tests.support import FORUM_TOKEN, USER_CREATED, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 ALERTS_FILE = ROOT / "deploy" / "prometheus" / "alerts.yml"
+DASHBOARD_FILE = ROOT / "deploy" / "grafana" / "hookstream.json"
 
 RECEIVERS = 'job="hookstream-receivers"'
 PROCESSOR = 'job="hookstream-processor"'
@@ -43,6 +45,13 @@ SERIES_AFTER_TROUBLE = (
     f'hookstream_rejections_total{{{RECEIVERS}, {FORUM}, reason="bad_token"}} >= 1',
     f'hookstream_requests_total{{{RECEIVERS}, {FORUM}, code="401"}} >= 1',
     f'hookstream_dead_letters_total{{{PROCESSOR}, {FORUM}, reason="invalid_json"}} >= 1',
+)
+
+DASHBOARD_PANELS_WITH_DATA = (
+    "Requests/s by source and code",
+    "Raw records/s by source",
+    "Events published/s by type",
+    "Dead letters/s by reason",
 )
 
 
@@ -171,6 +180,18 @@ async def test_prometheus_scrapes_every_series_and_evaluates_the_alerts(stack: S
                 )
 
             await eventually(dead_letter_alert, what="HookstreamDeadLettersGrowing for the invalid JSON")
+
+            # Every query of the Grafana dashboard is valid PromQL for this Prometheus, and the panels of
+            # what just happened show data.
+            dashboard = json.loads(DASHBOARD_FILE.read_text())
+            panels = [p for row in dashboard["panels"] for p in (row, *row.get("panels", []))]
+            for panel in panels:
+                for target in panel.get("targets", []):
+                    query = target["expr"].replace("$__rate_interval", "1m")
+                    await api(session, base, "query", query=query)
+                    if panel["title"] in DASHBOARD_PANELS_WITH_DATA:
+                        # rate() needs a second sample of a series born a moment ago.
+                        await eventually(lambda query=query: has(query), what=f"data for {query}")
 
             # Both services are up: the receivers' down alert stays quiet.
             alerts = (await api(session, base, "alerts"))["alerts"]

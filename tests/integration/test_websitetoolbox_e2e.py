@@ -7,7 +7,7 @@ import orjson
 
 from hookstream.topics import Topics
 from processor.timefmt import from_epoch_ms
-from tests.integration.harness import Stack, end_offsets, read_topic
+from tests.integration.harness import Stack, end_offsets, eventually, metric, read_topic
 from tests.support import USER_CREATED, user_created_cloudevent
 
 TOKEN = "forum-token-0123456789abcdef"
@@ -50,10 +50,14 @@ async def test_the_forums_user_created_example_arrives_as_this_exact_cloudevent_
         assert record.key == b"user/181855"
         assert dict(record.headers)["content-type"] == b"application/cloudevents+json"
 
-    async with aiohttp.ClientSession() as session, session.get(f"{worker.url}/metrics") as response:
-        page = await response.text()
-    assert 'hookstream_raw_records_total{source="websitetoolbox"} 1.0' in page
-    assert 'hookstream_events_published_total{type="com.websitetoolbox.user.created"} 1.0' in page
+    async def counted() -> bool:  # the worker counts an event once its batch is committed
+        published = await metric(
+            worker, "hookstream_events_published_total", type="com.websitetoolbox.user.created"
+        )
+        return published == 1
+
+    await eventually(counted, what="the event to be counted as published")
+    assert await metric(worker, "hookstream_raw_records_total", source="websitetoolbox") == 1
 
 
 async def test_a_wrong_token_writes_nothing_and_bad_bytes_become_a_dead_letter(
