@@ -1,0 +1,110 @@
+"""`make bench`: every figure of SPEC §6 beside its baseline, measured in one run on this machine.
+
+    python -m bench [--quick] [--out bench/results/latest.json]
+
+Prints a table and writes the JSON. `--quick` runs everything briefly: CI uses it to check that the
+benchmark still works, never to judge speed (these machines are shared and noisy: compare ratios).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+from bench import e2e, processor, receivers
+from hookstream.localkafka import KAFKA_VERSION
+
+CONNECTIONS = 64
+E2E_RATE = 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("--quick", action="store_true", help="short runs: checks the benchmark works")
+    parser.add_argument("--out", type=Path, default=Path("bench/results/latest.json"))
+    args = parser.parse_args()
+    results = asyncio.run(run(quick=args.quick))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    print_table(results)
+    print(f"\nwritten to {args.out}")
+
+
+async def run(*, quick: bool) -> dict[str, object]:
+    bootstrap = os.environ.get("HOOKSTREAM_KAFKA_BOOTSTRAP", "localhost:9092")
+    stamp = f"bench-{os.getpid()}-{int(time.time())}"
+    env = {**os.environ, "HOOKSTREAM_KAFKA_BOOTSTRAP": bootstrap, "HOOKSTREAM_LOG_LEVEL": "WARNING"}
+    http_seconds, records, e2e_seconds = (2, 2000, 2) if quick else (10, 30_000, 10)
+
+    kafka_http = await receivers.measure_server(
+        "kafka", {**env, "HOOKSTREAM_NAMESPACE": f"{stamp}-http"}, 18180, http_seconds, CONNECTIONS
+    )
+    plain_http = await receivers.measure_server(
+        "null", {**env, "HOOKSTREAM_NAMESPACE": f"{stamp}-http"}, 18181, http_seconds, CONNECTIONS
+    )
+    eps = await processor.measure(bootstrap, records, duplicates_share=0.1, guarantee="at_least_once")
+    latency = await e2e.measure(
+        {**env, "HOOKSTREAM_NAMESPACE": f"{stamp}-e2e"}, 18182, 16067, E2E_RATE, e2e_seconds
+    )
+    return {
+        "receiver_rps": round(kafka_http.rps),
+        "receiver_p99_ms": round(kafka_http.p99_ms, 2),
+        "receiver_non_2xx": kafka_http.non_2xx,
+        "baseline_http_rps": round(plain_http.rps),
+        "baseline_http_p99_ms": round(plain_http.p99_ms, 2),
+        "processor_eps": round(eps["processor_eps"]),
+        "baseline_kafka_eps": round(eps["baseline_kafka_eps"]),
+        "e2e_p50_ms": round(latency["e2e_p50_ms"], 2),
+        "e2e_p99_ms": round(latency["e2e_p99_ms"], 2),
+        "ratios": {
+            "receiver_vs_http": round(kafka_http.rps / plain_http.rps, 3),
+            "processor_vs_kafka": round(eps["processor_eps"] / eps["baseline_kafka_eps"], 3),
+        },
+        "machine": {
+            "cores": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "settings": {
+            "quick": quick,
+            "http_connections": CONNECTIONS,
+            "http_seconds": http_seconds,
+            "processor_records": records,
+            "processor_duplicates_share": 0.1,
+            "processor_guarantee": "at_least_once",
+            "e2e_rate_per_s": E2E_RATE,
+            "e2e_seconds": e2e_seconds,
+            "kafka": KAFKA_VERSION,
+            "payloads": "the senders' example payloads, about 1 KB",
+        },
+    }
+
+
+def print_table(results: dict[str, object]) -> None:
+    ratios = results["ratios"]
+    assert isinstance(ratios, dict)
+    rows = [
+        ("receiver_rps", results["receiver_rps"], f"{ratios['receiver_vs_http']:.2f} x baseline_http_rps"),
+        ("receiver_p99_ms", results["receiver_p99_ms"], f"baseline p99 {results['baseline_http_p99_ms']} ms"),
+        ("baseline_http_rps", results["baseline_http_rps"], "same app, sink answers at once"),
+        (
+            "processor_eps",
+            results["processor_eps"],
+            f"{ratios['processor_vs_kafka']:.2f} x baseline_kafka_eps",
+        ),
+        ("baseline_kafka_eps", results["baseline_kafka_eps"], "aiokafka consume -> orjson -> produce"),
+        ("e2e_p50_ms", results["e2e_p50_ms"], f"at {E2E_RATE} events/s"),
+        ("e2e_p99_ms", results["e2e_p99_ms"], f"at {E2E_RATE} events/s"),
+    ]
+    print(f"\n{'figure':<20} {'value':>10}  note")
+    for name, value, note in rows:
+        print(f"{name:<20} {value!s:>10}  {note}")
+
+
+if __name__ == "__main__":
+    main()

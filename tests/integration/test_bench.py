@@ -1,0 +1,39 @@
+"""`make bench` still works: its quick mode runs every measurement end to end and writes every figure.
+Never a timing assertion: these machines are shared and noisy."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+FIGURES = (
+    "receiver_rps",
+    "receiver_p99_ms",
+    "baseline_http_rps",
+    "processor_eps",
+    "baseline_kafka_eps",
+    "e2e_p50_ms",
+    "e2e_p99_ms",
+)
+
+
+def test_the_quick_benchmark_measures_every_figure(bootstrap: str, tmp_path: Path) -> None:
+    out = tmp_path / "latest.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads(out.read_text())
+    assert all(results[figure] > 0 for figure in FIGURES)
+    assert results["receiver_non_2xx"] == 0
+    assert results["machine"]["cores"] >= 1
+    assert results["settings"]["quick"] is True
+    for figure in FIGURES:
+        assert figure in result.stdout
