@@ -183,11 +183,14 @@ class DedupStage(ConsumerRebalanceListener):  # type: ignore[misc]
         assert self._consumer is not None
         while True:
             batches = await self._consumer.getmany(timeout_ms=200, max_records=MAX_POLL_RECORDS)
-            async with self._lock:
-                for tp, records in batches.items():
-                    partition = self._partitions.get(tp.partition)
-                    if partition is not None and records:
-                        await self._process(tp, partition, records)
+            async with self._lock:  # partitions are independent: their round trips overlap
+                await asyncio.gather(
+                    *(
+                        self._process(tp, partition, records)
+                        for tp, records in batches.items()
+                        if records and (partition := self._partitions.get(tp.partition)) is not None
+                    )
+                )
 
     async def _process(self, tp: TopicPartition, partition: Partition, records: list[Record]) -> None:
         now_ms = _now_ms()
