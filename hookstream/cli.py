@@ -12,13 +12,16 @@ import contextlib
 import logging
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 
 from hookstream import localkafka, logs
 from hookstream.errors import HookstreamError
 from hookstream.kafka import TopicAdmin, core_topics
 from hookstream.settings import Settings
 from hookstream.tail import tail
-from hookstream.topics import Topics
+from hookstream.topics import SOURCES, Topics
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -37,7 +40,37 @@ def _parser() -> argparse.ArgumentParser:
     tail.add_argument("topic", nargs="?", help="topic to follow (default: the firehose)")
     tail.add_argument("--from-beginning", action="store_true", help="start at the oldest retained event")
     tail.add_argument("--json", action="store_true", help="print each CloudEvent as one JSON line")
+    demo = commands.add_parser("demo", help="send one signed sample delivery of every kind to a receiver")
+    demo.add_argument("--url", help="the receivers' base URL (default: http://localhost:<HTTP port>)")
+    replay = commands.add_parser(
+        "replay", help="re-normalize the raw records of a time range, bypassing dedup (hsreplay: true)"
+    )
+    replay.add_argument("--source", required=True, choices=SOURCES, help="whose raw topic to replay")
+    replay.add_argument("--since", required=True, type=instant, help="ISO-8601 time or epoch milliseconds")
+    replay.add_argument(
+        "--until", type=instant, help="end of the range, exclusive (default: the end when it starts)"
+    )
+    dlq = commands.add_parser("dlq", help="the dead-letter topic")
+    dlq.add_argument(
+        "action", choices=("redrive",), help="redrive: send dead letters the current code accepts back"
+    )
     return parser
+
+
+def instant(text: str) -> int:
+    """`--since`/`--until`: epoch milliseconds, or an ISO-8601 time (UTC unless it says otherwise)."""
+    text = text.strip()
+    if text.isdigit():
+        return int(text)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected an ISO-8601 time (2026-11-28T15:00:00Z) or epoch milliseconds, got {text!r}"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return (moment - EPOCH) // timedelta(milliseconds=1)  # exact: float seconds can lose the last ms
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -54,6 +87,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command in ("demo", "replay", "dlq"):
+        return _tools(args, settings)
     if args.command == "kafka":
         logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # probing a stopped broker is expected
         if args.action == "start":
@@ -87,6 +122,23 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
                 )
             )
     return 0
+
+
+def _tools(args: argparse.Namespace, settings: Settings) -> int:
+    """The operator's tools; each exits non-zero when it did not do what it was asked."""
+    if args.command == "demo":
+        from hookstream import demo
+
+        return demo.run(settings, args.url or demo.default_url(settings))
+    if args.command == "replay":
+        if args.until is not None and args.until <= args.since:
+            raise HookstreamError("--until must be later than --since")
+        from processor import replay
+
+        return replay.run(settings, args.source, args.since, args.until)
+    from processor import redrive
+
+    return redrive.run(settings)
 
 
 async def _topics(settings: Settings) -> None:

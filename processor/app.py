@@ -69,15 +69,7 @@ def raw_partitions(app: faust.App, settings: Settings) -> list[tuple[str, TopicP
 
 
 def _raw_record(message: Any) -> RawRecord:
-    return RawRecord(
-        topic=message.topic,
-        partition=message.partition,
-        offset=message.offset,
-        key=message.key,
-        value=message.value if message.value is not None else b"",
-        headers=dict(message.headers or ()),
-        timestamp_ms=int(message.timestamp * 1000),
-    )
+    return RawRecord.from_message(message, int(message.timestamp * 1000))  # Faust: seconds
 
 
 class WorkerWeb(Service):

@@ -19,6 +19,19 @@ class RawRecord:
     headers: Mapping[str, bytes]
     timestamp_ms: int
 
+    @classmethod
+    def from_message(cls, message: Any, timestamp_ms: int) -> RawRecord:
+        """A consumed record (aiokafka's or Faust's: same fields, timestamps in different units)."""
+        return cls(
+            topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
+            key=message.key,
+            value=message.value if message.value is not None else b"",
+            headers=dict(message.headers or ()),
+            timestamp_ms=timestamp_ms,
+        )
+
     def header(self, name: str) -> str | None:
         value = self.headers.get(name)
         return None if value is None else value.decode("ascii", "replace")
