@@ -830,7 +830,8 @@ def test_each_workload_runs_its_command_with_the_settings(
         assert pod["restartPolicy"] == "OnFailure"
         return
     assert port in [p["containerPort"] for p in container["ports"]]
-    assert _probe(container, "livenessProbe") == ("/healthz", port)
+    liveness = "/livez" if port == 6066 else "/healthz"  # a worker's /livez also catches a stall
+    assert _probe(container, "livenessProbe") == (liveness, port)
     annotations = doc["spec"]["template"]["metadata"]["annotations"]
     assert annotations["prometheus.io/scrape"] == "true"
     assert annotations["prometheus.io/port"] == str(port)
