@@ -291,8 +291,7 @@ def _format_storage(broker: LocalBroker, java: str) -> None:
             "kafka.tools.StorageTool",
             "format",
             "--standalone",
-            "-t",
-            cluster_id,
+            f"--cluster-id={cluster_id}",  # one argv word: a random id may start with "-"
             "-c",
             str(broker.home / "server.properties"),
         ],
