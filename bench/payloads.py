@@ -4,13 +4,12 @@ as duplicates, with the headers a receiver writes."""
 from __future__ import annotations
 
 import random
-import time
-import uuid
 
 import orjson
 
 from hookstream.topics import Topics
 from tests.fixtures import fixture_bytes
+from tests.integration.harness import raw_headers
 
 RawRecord = tuple[str, bytes, dict[str, bytes]]
 
@@ -42,15 +41,6 @@ def payload(n: int) -> tuple[str, bytes, str]:
     return MAKERS[n % len(MAKERS)](n)
 
 
-def headers(source: str, route: str) -> dict[str, bytes]:
-    return {
-        "hs-source": source.encode(),
-        "hs-route": route.encode(),
-        "hs-received-at": str(time.time_ns() // 1_000_000).encode(),
-        "hs-request-id": uuid.uuid4().hex.encode(),
-        "hs-auth": b"path-token",
-        "content-type": b"application/json",
-    }
 
 
 def raw_records(topics: Topics, count: int, duplicates_share: float, seed: int = 7) -> list[RawRecord]:
@@ -62,5 +52,5 @@ def raw_records(topics: Topics, count: int, duplicates_share: float, seed: int =
         n = rng.randrange(distinct) if distinct and rng.random() < duplicates_share else distinct
         distinct += n == distinct
         source, body, route = payload(n)
-        records.append((topics.raw(source), body, headers(source, route)))
+        records.append((topics.raw(source), body, raw_headers(source, route=route)))
     return records

@@ -56,6 +56,14 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def forum_event(event_id: int, user_id: int = 181855) -> bytes:
+    """The forum's documented user.created example with another event id (and user id)."""
+    envelope = orjson.loads(USER_CREATED)
+    envelope["id"] = event_id
+    envelope["data"]["object"]["userId"] = user_id
+    return orjson.dumps(envelope)
+
+
 def user_created_cloudevent(*, received_at: str, raw: str) -> dict[str, Any]:
     """The CloudEvent of SPEC §2 for the forum's documented user.created example."""
     return {

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 from hookstream.kafka import kafka_answers
 from hookstream.settings import Settings
 from tests.integration.harness import Stack
+from tests.support import free_port, run_cli
 
 
 @pytest.fixture(scope="session")
@@ -37,6 +39,19 @@ def stack(bootstrap: str, namespace: str, tmp_path: Path, request: pytest.Fixtur
     if report is not None and report.failed:
         for service in stack.services:
             print(f"----- {service.name} ({service.log}) -----\n{service.log_text()[-5000:]}")
+
+
+@pytest.fixture
+def own_broker() -> Iterator[dict[str, str]]:
+    """A broker of this test's own, which it may stop and start (the suite's broker stays untouched)."""
+    cache_dir = Settings.from_env().cache_dir
+    port = free_port()
+    env = {"HOOKSTREAM_KAFKA_BOOTSTRAP": f"127.0.0.1:{port}", "HOOKSTREAM_CACHE_DIR": str(cache_dir)}
+    started = run_cli("kafka", "start", **env)
+    assert started.returncode == 0, started.stderr
+    yield env
+    run_cli("kafka", "stop", **env)
+    shutil.rmtree(cache_dir / f"broker-{port}", ignore_errors=True)
 
 
 @pytest.hookimpl(tryfirst=True, hookwrapper=True)

@@ -6,17 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import random
-import shutil
 import signal
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 
 import aiohttp
 import orjson
 import pytest
 
-from hookstream.settings import Settings
 from hookstream.topics import Topics
 from tests.integration.harness import (
     Service,
@@ -28,16 +26,9 @@ from tests.integration.harness import (
     raw_headers,
     read_all,
 )
-from tests.support import FORUM_TOKEN, USER_CREATED, free_port, run_cli, x_signature
+from tests.support import FORUM_TOKEN, forum_event, run_cli, x_signature
 
 RATE_PER_S = 250
-
-
-def forum_event(n: int) -> bytes:
-    envelope = orjson.loads(USER_CREATED)
-    envelope["id"] = n
-    envelope["data"]["object"]["userId"] = n
-    return orjson.dumps(envelope)
 
 
 class Sender:
@@ -61,7 +52,7 @@ class Sender:
 
     async def _post(self, session: aiohttp.ClientSession, n: int) -> None:
         try:
-            async with session.post(self.url, data=forum_event(n)) as response:
+            async with session.post(self.url, data=forum_event(n, user_id=n)) as response:
                 status = response.status
         except aiohttp.ClientError:
             status = 0
@@ -148,17 +139,6 @@ async def test_scaling_out_and_in_under_load_loses_and_doubles_nothing(
     report("scale 1 -> 2 -> 1, at_least_once", sender, published)
     assert sender.acked == set(published)
     assert max(published.values()) == 1
-
-
-@pytest.fixture
-def own_broker() -> Iterator[dict[str, str]]:
-    cache_dir = Settings.from_env().cache_dir
-    port = free_port()
-    env = {"HOOKSTREAM_KAFKA_BOOTSTRAP": f"127.0.0.1:{port}", "HOOKSTREAM_CACHE_DIR": str(cache_dir)}
-    assert run_cli("kafka", "start", **env).returncode == 0
-    yield env
-    run_cli("kafka", "stop", **env)
-    shutil.rmtree(cache_dir / f"broker-{port}", ignore_errors=True)
 
 
 async def test_a_20s_broker_outage_under_load_is_503s_then_recovery_with_nothing_lost(
@@ -266,7 +246,7 @@ async def test_hostile_clients_do_not_stop_good_deliveries_or_grow_memory(
             writer.close()
 
         async def bad(n: int) -> int:
-            body = forum_event(n)
+            body = forum_event(n, user_id=n)
             headers = {"x-twitter-webhooks-signature": x_signature("not-the-secret", body)}
             async with session.post(f"{receivers.url}/webhooks/x", data=body, headers=headers) as response:
                 return response.status
@@ -276,7 +256,7 @@ async def test_hostile_clients_do_not_stop_good_deliveries_or_grow_memory(
                 return response.status
 
         async def good(n: int) -> int:
-            async with session.post(good_url, data=forum_event(n)) as response:
+            async with session.post(good_url, data=forum_event(n, user_id=n)) as response:
                 return response.status
 
         statuses: Counter[tuple[str, int]] = Counter()

@@ -21,16 +21,9 @@ from tests.integration.harness import (
     read_all,
     read_topic,
 )
-from tests.support import EVENTS_TOKEN, FORUM_TOKEN, USER_CREATED
+from tests.support import EVENTS_TOKEN, FORUM_TOKEN, USER_CREATED, forum_event
 
 GUARANTEES = ["at_least_once", "exactly_once"]
-
-
-def forum_event(event_id: int, user_id: int = 181855) -> bytes:
-    envelope = orjson.loads(USER_CREATED)
-    envelope["id"] = event_id
-    envelope["data"]["object"]["userId"] = user_id
-    return orjson.dumps(envelope)
 
 
 def ids(records: list[object]) -> Counter[str]:

@@ -24,16 +24,14 @@ from tests.integration.harness import (
     read_all,
     read_topic,
 )
-from tests.support import HOOKSTREAM, USER_CREATED
+from tests.support import HOOKSTREAM
+from tests.support import forum_event as support_forum_event
 
 FORUM = "websitetoolbox"
 
 
 def forum_event(event_id: int) -> bytes:
-    envelope = orjson.loads(USER_CREATED)
-    envelope["id"] = event_id
-    envelope["data"]["object"]["userId"] = event_id * 10
-    return orjson.dumps(envelope)
+    return support_forum_event(event_id, user_id=event_id * 10)
 
 
 def cli(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
