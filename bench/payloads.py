@@ -41,8 +41,6 @@ def payload(n: int) -> tuple[str, bytes, str]:
     return MAKERS[n % len(MAKERS)](n)
 
 
-
-
 def raw_records(topics: Topics, count: int, duplicates_share: float, seed: int = 7) -> list[RawRecord]:
     """`count` raw records of which about `duplicates_share` repeat an earlier one."""
     rng = random.Random(seed)
