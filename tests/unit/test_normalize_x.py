@@ -15,6 +15,7 @@ from processor.normalize import normalize
 from processor.records import Event, Invalid, Normalized
 from tests.fixtures import fixture_bytes
 from tests.unit.rawrecords import raw_record
+from tests.unit.strategies import JSON_VALUES
 
 POST = fixture_bytes("x/filtered_stream_post.json")
 TWEETS = fixture_bytes("x/account_activity_tweet_create.json")
@@ -274,30 +275,23 @@ def test_an_element_nested_too_deeply_to_hash_is_invalid_not_a_crash() -> None:
     assert _invalid(deep).reason == "schema"
 
 
-_JSON = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(min_value=-(2**63), max_value=2**64 - 1)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(),
-    lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
-    ),
-    max_leaves=12,
-)
 _X_SHAPED = st.fixed_dictionaries(
     {},
     optional={
-        "data": st.dictionaries(st.sampled_from(["id", "created_at", "text"]), _JSON) | _JSON,
-        "matching_rules": st.lists(st.dictionaries(st.sampled_from(["id", "tag"]), _JSON) | _JSON),
-        "for_user_id": _JSON,
-        "tweet_create_events": st.lists(
-            st.dictionaries(st.sampled_from(["id", "id_str", "created_at"]), _JSON)
+        "data": st.dictionaries(st.sampled_from(["id", "created_at", "text"]), JSON_VALUES) | JSON_VALUES,
+        "matching_rules": st.lists(
+            st.dictionaries(st.sampled_from(["id", "tag"]), JSON_VALUES) | JSON_VALUES
         ),
-        "follow_events": _JSON,
-        "tweet_delete_events": st.lists(st.fixed_dictionaries({"status": _JSON, "timestamp_ms": _JSON})),
-        "user_event": _JSON,
-        "replay_job_status": _JSON,
+        "for_user_id": JSON_VALUES,
+        "tweet_create_events": st.lists(
+            st.dictionaries(st.sampled_from(["id", "id_str", "created_at"]), JSON_VALUES)
+        ),
+        "follow_events": JSON_VALUES,
+        "tweet_delete_events": st.lists(
+            st.fixed_dictionaries({"status": JSON_VALUES, "timestamp_ms": JSON_VALUES})
+        ),
+        "user_event": JSON_VALUES,
+        "replay_job_status": JSON_VALUES,
     },
 )
 
@@ -330,6 +324,6 @@ def test_random_bytes_only_ever_normalize_or_are_invalid(body: bytes) -> None:
     assert_only_normalized_or_invalid(body)
 
 
-@given(_JSON | _X_SHAPED)
+@given(JSON_VALUES | _X_SHAPED)
 def test_random_json_only_ever_normalizes_or_is_invalid(payload: Any) -> None:
     assert_only_normalized_or_invalid(orjson.dumps(payload))
