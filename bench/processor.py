@@ -2,7 +2,8 @@
 plain aiokafka consume → orjson parse → produce loop over the same records, on the same broker.
 
 Both read a topic that already holds every record, so neither waits on a producer, and each is timed
-from its first outcome to its last.
+by its output's record timestamps, from the first record it wrote to the last: exact, and blind to how
+long a process takes to start or to join its group.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from bench.payloads import raw_records
 from hookstream.kafka import core_topics, ensure_topics, topic_spec
 from hookstream.settings import Settings
 from hookstream.topics import Topics
+from tests.integration.harness import read_all
 
 HOOKSTREAM = Path(sys.executable).with_name("hookstream")
 OUTCOMES = (
@@ -64,12 +66,10 @@ async def baseline_eps(settings: Settings, topics: list[str], count: int) -> flo
     producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all", linger_ms=5)
     await consumer.start()
     await producer.start()
-    done, started = 0, 0.0
+    done = 0
     try:
         while done < count:
             batches = await consumer.getmany(timeout_ms=500, max_records=1000)
-            if not started and batches:
-                started = time.perf_counter()
             acks = [
                 await producer.send(out, orjson.dumps(orjson.loads(record.value)), key=record.key)
                 for records in batches.values()
@@ -81,7 +81,15 @@ async def baseline_eps(settings: Settings, topics: list[str], count: int) -> flo
     finally:
         await consumer.stop()
         await producer.stop()
-    return count / (time.perf_counter() - started)
+    return count / await output_seconds(settings, out)
+
+
+async def output_seconds(settings: Settings, topic: str) -> float:
+    """From the first record written to `topic` to the last, by their timestamps."""
+    stamps: list[int] = [record.timestamp for record in await read_all(settings.kafka_bootstrap, topic)]
+    if len(stamps) < 2 or max(stamps) == min(stamps):
+        raise RuntimeError(f"{topic}: {len(stamps)} records within one millisecond, not a measurement")
+    return (max(stamps) - min(stamps)) / 1000
 
 
 async def _outcomes(port: int) -> float:
@@ -101,25 +109,22 @@ async def _outcomes(port: int) -> float:
     )
 
 
-async def worker_eps(count: int, env: dict[str, str]) -> float:
-    """One `hookstream worker` over `count` loaded raw records: outcomes (published, duplicate, dead
-    letter, ping) per second, from the first to the last."""
+async def worker_eps(settings: Settings, count: int, env: dict[str, str]) -> float:
+    """One `hookstream worker` over `count` loaded raw records: raw records per second, timed on the
+    firehose once every record has its outcome (published, duplicate, dead letter or ping)."""
     port = int(env["HOOKSTREAM_WORKER_PORT"])
     process = await asyncio.create_subprocess_exec(
         str(HOOKSTREAM), "worker", env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
-        started = 0.0
-        while (accounted := await _outcomes(port)) < count:
-            if accounted and not started:
-                started = time.perf_counter()
+        while await _outcomes(port) < count:
             if process.returncode is not None:
                 raise RuntimeError("the worker exited")
-            await asyncio.sleep(0.02)
-        return count / (time.perf_counter() - started)
+            await asyncio.sleep(0.05)
     finally:
         process.terminate()
         await asyncio.wait_for(process.wait(), 30)
+    return count / await output_seconds(settings, Topics(settings.namespace).events)
 
 
 async def measure(bootstrap: str, count: int, duplicates_share: float, guarantee: str) -> dict[str, float]:
@@ -135,7 +140,7 @@ async def measure(bootstrap: str, count: int, duplicates_share: float, guarantee
     settings = Settings.from_env(env)
     topics = await load(settings, count, duplicates_share)
     baseline = await baseline_eps(settings, topics, count)
-    processor = await worker_eps(count, env)
+    processor = await worker_eps(settings, count, env)
     return {"processor_eps": processor, "baseline_kafka_eps": baseline}
 
 

@@ -31,7 +31,7 @@ def test_the_quick_benchmark_measures_every_figure(bootstrap: str, tmp_path: Pat
     )
     assert result.returncode == 0, result.stderr[-3000:]
     results = json.loads(out.read_text())
-    assert all(results[figure] > 0 for figure in FIGURES)
+    assert {figure: results[figure] for figure in FIGURES if not results[figure] > 0} == {}
     assert results["receiver_non_2xx"] == 0
     assert results["machine"]["cores"] >= 1
     assert results["settings"]["quick"] is True
