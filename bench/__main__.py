@@ -39,7 +39,7 @@ async def run(*, quick: bool) -> dict[str, object]:
     bootstrap = os.environ.get("HOOKSTREAM_KAFKA_BOOTSTRAP", "localhost:9092")
     stamp = f"bench-{os.getpid()}-{int(time.time())}"
     env = {**os.environ, "HOOKSTREAM_KAFKA_BOOTSTRAP": bootstrap, "HOOKSTREAM_LOG_LEVEL": "WARNING"}
-    http_seconds, records, e2e_seconds = (2, 2000, 2) if quick else (10, 30_000, 10)
+    http_seconds, records, e2e_seconds, warmup_seconds = (2, 2000, 2, 1) if quick else (10, 30_000, 10, 3)
 
     kafka_http = await receivers.measure_server(
         "kafka", {**env, "HOOKSTREAM_NAMESPACE": f"{stamp}-http"}, 18180, http_seconds, CONNECTIONS
@@ -49,7 +49,7 @@ async def run(*, quick: bool) -> dict[str, object]:
     )
     eps = await processor.measure(bootstrap, records, duplicates_share=0.1, guarantee="at_least_once")
     latency = await e2e.measure(
-        {**env, "HOOKSTREAM_NAMESPACE": f"{stamp}-e2e"}, 18182, 16067, E2E_RATE, e2e_seconds
+        {**env, "HOOKSTREAM_NAMESPACE": f"{stamp}-e2e"}, 18182, 16067, E2E_RATE, e2e_seconds, warmup_seconds
     )
     return {
         "receiver_rps": round(kafka_http.rps),
@@ -79,6 +79,7 @@ async def run(*, quick: bool) -> dict[str, object]:
             "processor_guarantee": "at_least_once",
             "e2e_rate_per_s": E2E_RATE,
             "e2e_seconds": e2e_seconds,
+            "e2e_warmup_seconds": warmup_seconds,
             "kafka": KAFKA_VERSION,
             "payloads": "the senders' example payloads, about 1 KB",
         },

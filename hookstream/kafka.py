@@ -28,6 +28,10 @@ from hookstream.topics import Topics
 log = logging.getLogger(__name__)
 
 DAY_MS = 86_400_000
+# How long a broker may hold a consumer's fetch waiting for data. aiokafka keeps one fetch in flight per
+# broker, without the partitions that still hold fetched records: a long wait on idle partitions stalls
+# busy ones for as long (processor/transport.py). Idle partitions cost one small fetch per wait.
+FETCH_MAX_WAIT_MS = 10
 TOPIC_ALREADY_EXISTS = 36
 
 

@@ -18,6 +18,7 @@ from processor.liveness import LivenessWatch
 from processor.metrics import ProcessorMetrics
 from processor.pipeline import Pipeline
 from processor.records import RawRecord
+from processor.transport import Transport
 
 BATCH_MAX = 500
 BATCH_WITHIN_S = 0.01
@@ -48,6 +49,7 @@ def create_app(settings: Settings, pipeline: Pipeline) -> faust.App:
         web_port=settings.worker_port,
         web_bind=settings.http_host,
     )
+    app.transport = Transport(app.conf.broker_consumer, app)
     raw_topics = app.topic(*Topics(settings.namespace).all_raw, key_serializer="raw", value_serializer="raw")
 
     @app.agent(raw_topics, name="normalize")
