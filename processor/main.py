@@ -13,6 +13,7 @@ import faust
 import uvloop
 from mode import Service
 
+from hookstream.heap import freeze_startup_objects
 from hookstream.kafka import core_topics, ensure_topics
 from hookstream.settings import Settings
 from hookstream.topics import Topics
@@ -38,6 +39,7 @@ class Stages(Service):
         await self._pipeline.start()
         await self._dedup.start()
         await self._liveness.start()
+        freeze_startup_objects()
 
     async def on_stop(self) -> None:
         await self._liveness.stop()

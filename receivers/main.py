@@ -9,6 +9,7 @@ import signal
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from hookstream.heap import freeze_startup_objects
 from hookstream.settings import Settings
 from receivers.app import RUNNER_OPTIONS, make_app
 from receivers.metrics import ReceiverMetrics
@@ -62,6 +63,7 @@ async def _serve(app: web.Application, settings: Settings) -> None:
     await runner.setup()
     site = web.TCPSite(runner, settings.http_host, settings.http_port, reuse_port=True)
     await site.start()
+    freeze_startup_objects()
     log.info("receivers listening", extra={"url": f"http://{settings.http_host}:{settings.http_port}"})
     try:
         await stopping.wait()
