@@ -9,9 +9,11 @@ import orjson
 import pytest
 
 from hookstream.errors import SettingsError
+from hookstream.kafka import FETCH_MAX_WAIT_MS
 from hookstream.settings import Settings
 from hookstream.topics import Topics
 from processor import normalize as normalize_package
+from processor.app import create_app
 from processor.metrics import ProcessorMetrics
 from processor.pipeline import Pipeline
 from processor.records import Event, Normalized, RawRecord
@@ -161,3 +163,12 @@ def test_a_state_record_holds_a_batch_of_first_seen_ids() -> None:
     assert decode_seen(value) == (1_700_000_000_000, ["websitetoolbox:1", "x:post:2"])
     for unreadable in (None, b"", b"[]", b'{"t": "soon", "ids": []}', b'{"ids": ["a"]}'):
         assert decode_seen(unreadable) == (0, [])
+
+
+async def test_the_workers_faust_consumer_waits_briefly_for_fetches(tmp_path: Path) -> None:
+    """Faust hard-codes a 1.5 s fetch wait, which stalled busy partitions behind idle ones; our transport
+    replaces it. Checked on the consumer Faust really builds, so a Faust upgrade that moves it fails here."""
+    settings = Settings(cache_dir=tmp_path)
+    app = create_app(settings, Pipeline(settings, ProcessorMetrics(), Routes(TOPICS)))
+    consumer_thread = app.consumer._thread  # type: ignore[attr-defined]
+    assert consumer_thread._create_worker_consumer(app.transport)._fetch_max_wait_ms == FETCH_MAX_WAIT_MS
