@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import platform
 import time
@@ -28,6 +29,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="short runs: checks the benchmark works")
     parser.add_argument("--out", type=Path, default=Path("bench/results/latest.json"))
     args = parser.parse_args()
+    # aiokafka warns while a topic created a moment ago has no leader yet: expected here, not news.
+    logging.getLogger("aiokafka").setLevel(logging.ERROR)
     results = asyncio.run(run(quick=args.quick))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
