@@ -1,6 +1,6 @@
 """`make bench`: every figure of SPEC §6 beside its baseline, measured in one run on this machine.
 
-    python -m bench [--quick] [--out bench/results/latest.json]
+    python -m bench [--quick] [--out bench/results/latest.json] [--profile DIR]
 
 Prints a table and writes the JSON. `--quick` runs everything briefly: CI uses it to check that the
 benchmark still works, never to judge speed (these machines are shared and noisy: compare ratios).
@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from bench import e2e, processor, receivers
+from bench.profile import Profiler
 from hookstream.localkafka import KAFKA_VERSION
 
 CONNECTIONS = 64
@@ -28,31 +29,42 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--quick", action="store_true", help="short runs: checks the benchmark works")
     parser.add_argument("--out", type=Path, default=Path("bench/results/latest.json"))
+    parser.add_argument(
+        "--profile", type=Path, metavar="DIR", help="write py-spy flame graphs of what is measured to DIR"
+    )
     args = parser.parse_args()
     # aiokafka warns while a topic created a moment ago has no leader yet: expected here, not news.
     logging.getLogger("aiokafka").setLevel(logging.ERROR)
-    results = asyncio.run(run(quick=args.quick))
+    results = asyncio.run(run(quick=args.quick, profiler=Profiler(args.profile)))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print_table(results)
     print(f"\nwritten to {args.out}")
 
 
-async def run(*, quick: bool) -> dict[str, object]:
+async def run(*, quick: bool, profiler: Profiler) -> dict[str, object]:
     bootstrap = os.environ.get("HOOKSTREAM_KAFKA_BOOTSTRAP", "localhost:9092")
     stamp = f"bench-{os.getpid()}-{int(time.time())}"
     env = {**os.environ, "HOOKSTREAM_KAFKA_BOOTSTRAP": bootstrap, "HOOKSTREAM_LOG_LEVEL": "WARNING"}
     http_seconds, records, e2e_seconds, warmup_seconds = (2, 2000, 2, 1) if quick else (10, 30_000, 10, 3)
 
     kafka_http = await receivers.measure_server(
-        "kafka", {**env, "HOOKSTREAM_NAMESPACE": f"{stamp}-http"}, 18180, http_seconds, CONNECTIONS
+        "kafka", {**env, "HOOKSTREAM_NAMESPACE": f"{stamp}-http"}, 18180, http_seconds, CONNECTIONS, profiler
     )
     plain_http = await receivers.measure_server(
-        "null", {**env, "HOOKSTREAM_NAMESPACE": f"{stamp}-http"}, 18181, http_seconds, CONNECTIONS
+        "null", {**env, "HOOKSTREAM_NAMESPACE": f"{stamp}-http"}, 18181, http_seconds, CONNECTIONS, profiler
     )
-    eps = await processor.measure(bootstrap, records, duplicates_share=0.1, guarantee="at_least_once")
+    eps = await processor.measure(
+        bootstrap, records, duplicates_share=0.1, guarantee="at_least_once", profiler=profiler
+    )
     latency = await e2e.measure(
-        {**env, "HOOKSTREAM_NAMESPACE": f"{stamp}-e2e"}, 18182, 16067, E2E_RATE, e2e_seconds, warmup_seconds
+        {**env, "HOOKSTREAM_NAMESPACE": f"{stamp}-e2e"},
+        18182,
+        16067,
+        E2E_RATE,
+        e2e_seconds,
+        warmup_seconds,
+        profiler,
     )
     return {
         "receiver_rps": round(kafka_http.rps),

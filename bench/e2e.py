@@ -14,6 +14,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bench.payloads import payload
+from bench.profile import Profiler
 from bench.receivers import TOKEN, wait_ready
 from hookstream.kafka import FETCH_MAX_WAIT_MS, core_topics, ensure_topics
 from hookstream.settings import Settings
@@ -28,7 +29,13 @@ def percentile(values: list[float], share: float) -> float:
 
 
 async def measure(
-    env: dict[str, str], http_port: int, worker_port: int, rate: int, seconds: int, warmup_seconds: int
+    env: dict[str, str],
+    http_port: int,
+    worker_port: int,
+    rate: int,
+    seconds: int,
+    warmup_seconds: int,
+    profiler: Profiler,
 ) -> dict[str, float]:
     settings = Settings.from_env(env)
     await ensure_topics(settings, core_topics(settings))
@@ -94,7 +101,12 @@ async def measure(
 
             # Warm-up at the same rate, not measured: new topics, connections, the broker's JIT.
             await at_rate(10**6, rate * warmup_seconds)
-            measured = await at_rate(10**7, rate * seconds)
+            receivers, worker = services
+            async with (
+                profiler.attached("receivers-e2e", receivers.pid),
+                profiler.attached("worker-e2e", worker.pid),
+            ):
+                measured = await at_rate(10**7, rate * seconds)
         return {"e2e_p50_ms": percentile(measured, 0.5), "e2e_p99_ms": percentile(measured, 0.99)}
     finally:
         await consumer.stop()

@@ -21,6 +21,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.payloads import raw_records
+from bench.profile import Profiler
 from hookstream.kafka import core_topics, ensure_topics, topic_spec
 from hookstream.settings import Settings
 from hookstream.topics import Topics
@@ -109,7 +110,7 @@ async def _outcomes(port: int) -> float:
     )
 
 
-async def worker_eps(settings: Settings, count: int, env: dict[str, str]) -> float:
+async def worker_eps(settings: Settings, count: int, env: dict[str, str], profiler: Profiler) -> float:
     """One `hookstream worker` over `count` loaded raw records: raw records per second, timed on the
     firehose once every record has its outcome (published, duplicate, dead letter or ping)."""
     port = int(env["HOOKSTREAM_WORKER_PORT"])
@@ -117,17 +118,20 @@ async def worker_eps(settings: Settings, count: int, env: dict[str, str]) -> flo
         str(HOOKSTREAM), "worker", env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
-        while await _outcomes(port) < count:
-            if process.returncode is not None:
-                raise RuntimeError("the worker exited")
-            await asyncio.sleep(0.05)
+        async with profiler.attached("worker-throughput", process.pid):
+            while await _outcomes(port) < count:
+                if process.returncode is not None:
+                    raise RuntimeError("the worker exited")
+                await asyncio.sleep(0.05)
     finally:
         process.terminate()
         await asyncio.wait_for(process.wait(), 30)
     return count / await output_seconds(settings, Topics(settings.namespace).events)
 
 
-async def measure(bootstrap: str, count: int, duplicates_share: float, guarantee: str) -> dict[str, float]:
+async def measure(
+    bootstrap: str, count: int, duplicates_share: float, guarantee: str, profiler: Profiler
+) -> dict[str, float]:
     namespace = f"bench-{os.getpid()}-{int(time.time())}"
     env = {
         **os.environ,
@@ -140,7 +144,7 @@ async def measure(bootstrap: str, count: int, duplicates_share: float, guarantee
     settings = Settings.from_env(env)
     topics = await load(settings, count, duplicates_share)
     baseline = await baseline_eps(settings, topics, count)
-    processor = await worker_eps(settings, count, env)
+    processor = await worker_eps(settings, count, env, profiler)
     return {"processor_eps": processor, "baseline_kafka_eps": baseline}
 
 
@@ -151,6 +155,7 @@ if __name__ == "__main__":
             20_000,
             0.1,
             sys.argv[1] if len(sys.argv) > 1 else "at_least_once",
+            Profiler(None),
         )
     )
     print(result, f"ratio {result['processor_eps'] / result['baseline_kafka_eps']:.2f}")

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import aiohttp
 
+from bench.profile import Profiler
 from tests.fixtures import FIXTURES
 
 TOKEN = "bench-forum-token-0123456789"
@@ -93,7 +94,7 @@ async def wait_accepting(url: str, body: bytes) -> None:
 
 
 async def measure_server(
-    sink: str, env: dict[str, str], port: int, seconds: int, connections: int
+    sink: str, env: dict[str, str], port: int, seconds: int, connections: int, profiler: Profiler
 ) -> HttpResult:
     server = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -116,7 +117,8 @@ async def measure_server(
         await asyncio.to_thread(subprocess.run, warmup, capture_output=True, check=True)
         run = [wrk, "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", WRK_TIMEOUT, "--latency"]
         run += ["-s", script.name, url]
-        done = await asyncio.to_thread(subprocess.run, run, capture_output=True, text=True, check=True)
+        async with profiler.attached(f"receivers-{sink}-sink", server.pid):
+            done = await asyncio.to_thread(subprocess.run, run, capture_output=True, text=True, check=True)
         await asyncio.to_thread(Path(script.name).unlink)
         return parse_wrk(done.stdout)
     finally:
