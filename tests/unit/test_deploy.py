@@ -76,10 +76,10 @@ SOURCE_SECRETS = (
     "HOOKSTREAM_HOOTSUITE_EVENTS_TOKEN",
     "HOOKSTREAM_STANDARD_SECRETS",
 )
-APP_SERVICES = ("topics", "receivers", "processor")
+APP_SERVICES = ("topics", "receivers", "processor", "poller")
 
-# What the Kubernetes manifests may set: SPEC §3 and the settings the README adds for operators.
-K8S_SETTINGS = SETTINGS | {
+# What compose and the Kubernetes manifests may set: SPEC §3 and the settings the README adds for operators.
+OPERATOR_SETTINGS = SETTINGS | {
     "HOOKSTREAM_POLLER_PORT",
     "HOOKSTREAM_CACHE_DIR",
     "HOOKSTREAM_READ_TIMEOUT_MS",
@@ -209,7 +209,15 @@ def _dockerfile_instructions() -> list[tuple[str, str]]:
 
 
 def test_compose_has_every_service(services: dict[str, dict[str, Any]]) -> None:
-    assert {"kafka", "topics", "receivers", "processor", "prometheus"} <= services.keys()
+    assert {
+        "kafka",
+        "topics",
+        "receivers",
+        "processor",
+        "poller",
+        "kafka-exporter",
+        "prometheus",
+    } <= services.keys()
 
 
 def test_kafka_is_the_official_image_in_kraft_combined_mode(services: dict[str, dict[str, Any]]) -> None:
@@ -249,8 +257,31 @@ def test_topics_runs_once_before_the_services(services: dict[str, dict[str, Any]
     assert _command(topics) == ["topics"]
     assert str(topics["restart"]) == "no"
     assert topics["depends_on"]["kafka"]["condition"] == "service_healthy"
-    for name in ("receivers", "processor"):
+    for name in ("receivers", "processor", "poller"):
         assert services[name]["depends_on"]["topics"]["condition"] == "service_completed_successfully"
+
+
+def test_the_poller_runs_once_and_only_on_request(services: dict[str, dict[str, Any]]) -> None:
+    poller = services["poller"]
+    assert _command(poller) == ["poller"]
+    assert poller["profiles"] == ["hootsuite"], "without its OAuth2 client the poller cannot start"
+    assert not {"deploy", "scale"} & poller.keys(), "refresh tokens are single-use: one poller"
+    env = _env(poller)
+    assert env["HOOKSTREAM_POLLER_PORT"] == "6067"
+    for name in ("CLIENT_ID", "CLIENT_SECRET", "REFRESH_TOKEN"):
+        assert env[f"HOOKSTREAM_HOOTSUITE_{name}"] == f"${{HOOKSTREAM_HOOTSUITE_{name}:-}}"
+
+
+def test_compose_exports_consumer_lag_for_the_lag_alert(
+    services: dict[str, dict[str, Any]], prometheus_config: dict[str, Any]
+) -> None:
+    exporter = services["kafka-exporter"]
+    assert str(exporter["image"]).startswith("danielqsj/kafka-exporter:")
+    assert _command(exporter) == ["--kafka.server=kafka:9092"]
+    targets = [
+        t for group in _job(prometheus_config, "kafka-exporter")["static_configs"] for t in group["targets"]
+    ]
+    assert targets == ["kafka-exporter:9308"]
 
 
 @pytest.mark.parametrize("name", APP_SERVICES)
@@ -269,7 +300,7 @@ def test_app_services_build_the_repo_image_and_use_the_compose_kafka(
 def test_every_hookstream_variable_in_compose_is_a_setting() -> None:
     used = set(re.findall(r"HOOKSTREAM_[A-Z0-9_]+", COMPOSE_FILE.read_text()))
     assert used, "compose sets no HOOKSTREAM_* variable at all"
-    assert used <= SETTINGS, f"not settings of SPEC §3: {sorted(used - SETTINGS)}"
+    assert used <= OPERATOR_SETTINGS, f"not settings: {sorted(used - OPERATOR_SETTINGS)}"
 
 
 def test_prometheus_mounts_the_repo_config(services: dict[str, dict[str, Any]]) -> None:
@@ -921,9 +952,12 @@ def test_topics_job_runs_once(manifests: list[dict[str, Any]]) -> None:
 def test_prometheus_targets_resolve_to_the_kubernetes_services(
     manifests: list[dict[str, Any]], prometheus_config: dict[str, Any]
 ) -> None:
-    """prometheus.yml names compose services; in the namespace the same names are Services."""
+    """prometheus.yml names compose services; in the namespace the same names are Services (but for
+    kafka-exporter, which runs next to the Kafka cluster, as prometheus.yml says)."""
     services = {d["metadata"]["name"]: d for d in manifests if d["kind"] == "Service"}
     for job in prometheus_config["scrape_configs"]:
+        if job["job_name"] == "kafka-exporter":
+            continue
         targets = [t for group in job.get("static_configs", []) for t in group["targets"]]
         targets += [f"{name}:{dns['port']}" for dns in job.get("dns_sd_configs", []) for name in dns["names"]]
         for target in targets:
@@ -941,7 +975,7 @@ def test_kubernetes_sets_only_real_settings(manifests: list[dict[str, Any]]) -> 
         e["name"] for doc in _workloads(manifests) for c in _containers(doc) for e in c.get("env", [])
     }
     for names in (set(configmap), secret_keys, env_names):
-        assert names <= K8S_SETTINGS, f"not settings: {sorted(names - K8S_SETTINGS)}"
+        assert names <= OPERATOR_SETTINGS, f"not settings: {sorted(names - OPERATOR_SETTINGS)}"
     assert set(configmap) & secret_keys == set(), "a setting is both in the ConfigMap and the Secret"
     assert secret_keys == set(K8S_SECRETS)
     for name, value in K8S_CONFIG.items():
@@ -950,7 +984,7 @@ def test_kubernetes_sets_only_real_settings(manifests: list[dict[str, Any]]) -> 
     # Everything else in the manifests that looks like a setting is one, too.
     rendered = yaml.safe_dump_all([d for d in manifests if d["metadata"]["name"] != "hookstream-prometheus"])
     used = set(re.findall(r"HOOKSTREAM_[A-Z0-9_]+", rendered))
-    assert used <= K8S_SETTINGS, f"not settings: {sorted(used - K8S_SETTINGS)}"
+    assert used <= OPERATOR_SETTINGS, f"not settings: {sorted(used - OPERATOR_SETTINGS)}"
 
 
 def test_the_configmap_is_a_valid_configuration(manifests: list[dict[str, Any]]) -> None:
