@@ -11,10 +11,13 @@ AUTH = "hs-auth"
 NAME = "hs-name"
 HTTP_PREFIX = "hs-http-"
 
-# On the internal keyed topic: what the dedup stage needs without parsing the event.
+# On the internal keyed topic only: what the dedup stage needs without parsing the event, and a dead
+# letter's raw key. Never on a record we publish.
 EVENT_ID = "hs-event-id"
 OUT_TOPICS = "hs-out-topics"
 EVENT_TYPE = "hs-type"
+RAW_KEY = "hs-raw-key"
+KEYED_ONLY = frozenset((EVENT_ID, OUT_TOPICS, EVENT_TYPE, RAW_KEY))
 
 ERROR = "hs-error"
 ERROR_DETAIL = "hs-error-detail"

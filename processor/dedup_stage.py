@@ -228,7 +228,7 @@ class DedupStage(ConsumerRebalanceListener):  # type: ignore[misc]
                 self._metrics.duplicates.labels(_source(record)).inc()
                 continue
             fresh[event_id] = record
-            outputs.extend(self._published(record))
+            outputs.extend(published(record.key, record.value, record.headers))
         state = (
             [Output(self._topics.seen, None, encode_seen(now_ms, fresh), partition=tp.partition)]
             if fresh
@@ -313,21 +313,27 @@ class DedupStage(ConsumerRebalanceListener):  # type: ignore[misc]
         committed = await self._consumer.committed(batch.tp)
         self._consumer.seek(batch.tp, committed if committed is not None else batch.records[0].offset)
 
-    def _published(self, record: Record) -> list[Output]:
-        headers = dict(record.headers)
-        topics = headers.get(H.OUT_TOPICS, b"").decode()
-        key = record.key
-        return [
-            Output(topic, key, record.value or b"", EVENT_HEADERS) for topic in topics.split(",") if topic
-        ]
-
     def _count_published(self, records: Iterable[Record], now_ms: int) -> None:
         for record in records:
             headers = dict(record.headers)
+            if H.ERROR in headers:  # a dead letter: the normalize stage counted it
+                continue
             event_type = headers.get(H.EVENT_TYPE, b"").decode()
             self._metrics.events_published.labels(self._metrics.event_type(event_type)).inc()
             received_at = int(headers.get(H.RECEIVED_AT, b"0") or 0)
             self._metrics.event_latency.observe(max(0, now_ms - received_at) / 1000)
+
+
+def published(key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes]]) -> list[Output]:
+    """What one record of the keyed topic becomes downstream: an event goes to each of its topics under
+    its subject; a dead letter (it has `hs-error`) to the dead-letter topic under the raw record's key,
+    with the raw headers and the reason. The keyed-only headers never leave."""
+    named = dict(headers)
+    topics = [topic for topic in named.get(H.OUT_TOPICS, b"").decode().split(",") if topic]
+    if H.ERROR in named:
+        kept = tuple((name, v) for name, v in headers if name not in H.KEYED_ONLY)
+        return [Output(topic, named.get(H.RAW_KEY), value or b"", kept) for topic in topics]
+    return [Output(topic, key, value or b"", EVENT_HEADERS) for topic in topics]
 
 
 async def _abort_quietly(producer: AIOKafkaProducer) -> None:

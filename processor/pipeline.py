@@ -6,8 +6,11 @@ raw partition and worker it came through, meets the others there, where the dedu
 Each record carries what that stage needs (event id, topics, type) in headers, so it never parses.
 
 A record that cannot be normalized, for any reason, becomes a dead letter with its original bytes; a
-bug in a normalizer is a dead letter too, never a stuck partition. Batches are committed by the Faust
-stream only after `handle` returns, i.e. after Kafka acknowledged every output.
+bug in a normalizer is a dead letter too, never a stuck partition. Dead letters take the same way as
+events, with the raw record's origin as their id: a raw record read again (after a crash, before Faust
+committed its offset) leaves one dead letter, not two, and under exactly_once a dead letter commits
+with its input offset like any event. Batches are committed by the Faust stream only after `handle`
+returns, i.e. after Kafka acknowledged every output.
 """
 
 from __future__ import annotations
@@ -98,14 +101,21 @@ class Pipeline:
         return Output(self._topics.keyed, key, cloudevents.encode(event, raw), headers)
 
     def dead_letter(self, raw: RawRecord, reason: str, detail: str) -> Output:
+        """The dead letter of `raw` on its way to the dedup stage, which publishes it as it is (less the
+        keyed-only headers) to the dead-letter topic, under the raw record's key."""
         self._metrics.dead_letters.labels(source_label(raw), reason).inc()
-        headers = [(name, value) for name, value in raw.headers.items() if name not in DEAD_LETTER_HEADERS]
+        dropped = DEAD_LETTER_HEADERS | H.KEYED_ONLY
+        headers = [(name, value) for name, value in raw.headers.items() if name not in dropped]
         headers += [
             (H.ERROR, reason.encode()),
             (H.ERROR_DETAIL, detail[:500].encode("ascii", "backslashreplace")),
             (H.ORIGIN, raw.origin.encode()),
+            (H.EVENT_ID, f"dead-letter:{raw.origin}".encode()),
+            (H.OUT_TOPICS, self._topics.dlq.encode()),
         ]
-        return Output(self._topics.dlq, raw.key, raw.value, tuple(headers))
+        if raw.key is not None:
+            headers.append((H.RAW_KEY, raw.key))
+        return Output(self._topics.keyed, raw.origin.encode(), raw.value, tuple(headers))
 
 
 def source_label(raw: RawRecord) -> str:

@@ -9,6 +9,7 @@ from collections import Counter
 import aiohttp
 import orjson
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from hookstream.topics import Topics
 from tests.integration.harness import (
@@ -108,6 +109,40 @@ async def test_a_duplicate_after_a_worker_restart_is_still_one_event(
     await eventually(duplicate_counted, what="the restarted worker to recognise the duplicate")
     events = await read_topic(bootstrap, Topics(namespace).events, 2)
     assert ids(events) == {"websitetoolbox:1534": 1, "websitetoolbox:1536": 1}
+
+
+@pytest.mark.parametrize("guarantee", GUARANTEES)
+async def test_raw_records_read_again_leave_one_dead_letter_and_one_event(
+    stack: Stack, bootstrap: str, namespace: str, guarantee: str
+) -> None:
+    """What a crash before Faust's commit does: the normalize stage reads records again. Their event
+    and their dead letter both meet their first copies in the dedup stage and are not published twice."""
+    stack.env["HOOKSTREAM_PROCESSING_GUARANTEE"] = guarantee
+    topics = Topics(namespace)
+    raw = TopicPartition(topics.raw("websitetoolbox"), 0)
+    worker = await stack.worker()
+    headers = raw_headers("websitetoolbox")
+    await produce(bootstrap, [(raw.topic, b"{oops", headers, 0), (raw.topic, USER_CREATED, headers, 0)])
+    await read_topic(bootstrap, topics.dlq, 1)
+    await read_topic(bootstrap, topics.events, 1)
+    assert worker.stop(signal.SIGTERM) == 0
+
+    rewind = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=namespace, enable_auto_commit=False)
+    await rewind.start()
+    try:
+        rewind.assign([raw])
+        await rewind.commit({raw: 0})  # the normalize stage's group starts over on both records
+    finally:
+        await rewind.stop()
+    restarted = await stack.worker()
+
+    async def both_recognised() -> bool:
+        return await metric(restarted, "hookstream_duplicates_total") == 2
+
+    await eventually(both_recognised, what="the dead letter and the event recognised as seen")
+    assert await metric(restarted, "hookstream_raw_records_total") == 2, "both were read again"
+    assert [record.value for record in await read_all(bootstrap, topics.dlq)] == [b"{oops"]
+    assert ids(await read_all(bootstrap, topics.events)) == {"websitetoolbox:1534": 1}
 
 
 async def test_malformed_records_go_to_the_dead_letter_topic_with_their_reason(

@@ -14,6 +14,7 @@ from hookstream.settings import Settings
 from hookstream.topics import Topics
 from processor import normalize as normalize_package
 from processor.app import create_app
+from processor.dedup_stage import published
 from processor.metrics import ProcessorMetrics
 from processor.pipeline import Pipeline
 from processor.records import Event, Normalized, RawRecord
@@ -131,13 +132,25 @@ def test_an_event_goes_to_the_keyed_topic_under_its_subject_with_its_id_and_rout
 
 
 def test_a_dead_letter_keeps_the_raw_bytes_and_headers_and_says_why(pipeline: Pipeline) -> None:
-    raw = raw_record("websitetoolbox", b"{oops")
-    (dead,) = pipeline.outputs_of(raw)
-    assert (dead.topic, dead.value) == ("hookstream.dlq", b"{oops")
+    raw = raw_record("websitetoolbox", b"{oops", key=b"delivery-7")
+    (keyed,) = pipeline.outputs_of(raw)
+    (dead,) = published(keyed.key, keyed.value, keyed.headers)  # what the dedup stage publishes
+    assert (dead.topic, dead.key, dead.value) == ("hookstream.dlq", b"delivery-7", b"{oops")
     headers = dict(dead.headers)
-    assert headers["hs-error"] == b"invalid_json"
-    assert headers["hs-origin"] == b"hookstream.raw.websitetoolbox/0/42"
-    assert {name: headers[name] for name in raw.headers} == dict(raw.headers)
+    assert headers.pop("hs-error") == b"invalid_json"
+    assert headers.pop("hs-origin") == b"hookstream.raw.websitetoolbox/0/42"
+    assert headers.pop("hs-error-detail")
+    assert headers == dict(raw.headers), "exactly the raw headers besides the three of the dead letter"
+
+
+def test_a_dead_letter_is_deduplicated_by_its_origin_like_an_event(pipeline: Pipeline) -> None:
+    """Read again after a crash, a raw record's dead letter meets its first copy on one keyed
+    partition under one id, so the dedup stage publishes it once."""
+    first, again = (pipeline.outputs_of(raw_record("x", b"[1, 2")) for _ in range(2))
+    assert first == again
+    (keyed,) = first
+    assert (keyed.topic, keyed.key) == ("hookstream.internal.keyed", b"hookstream.raw.x/0/42")
+    assert dict(keyed.headers)["hs-event-id"] == b"dead-letter:hookstream.raw.x/0/42"
 
 
 def test_an_event_too_deep_to_encode_is_a_dead_letter_not_a_crash(pipeline: Pipeline) -> None:
