@@ -10,6 +10,7 @@ import os
 import socket
 import subprocess
 import sys
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -38,14 +39,16 @@ SENDERS = {
 }
 
 
-def run_cli(*args: str, timeout: float = 180, **env: str) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, env: Mapping[str, str] | None = None, timeout: float = 180
+) -> subprocess.CompletedProcess[str]:
     """`hookstream ARGS…` with `env` added to ours; never raises on a non-zero exit."""
     return subprocess.run(
         [str(HOOKSTREAM), *args],
         capture_output=True,
         text=True,
         timeout=timeout,
-        env={**os.environ, **env},
+        env={**os.environ, **(env or {})},
         check=False,
     )
 

@@ -47,10 +47,10 @@ def own_broker() -> Iterator[dict[str, str]]:
     cache_dir = Settings.from_env().cache_dir
     port = free_port()
     env = {"HOOKSTREAM_KAFKA_BOOTSTRAP": f"127.0.0.1:{port}", "HOOKSTREAM_CACHE_DIR": str(cache_dir)}
-    started = run_cli("kafka", "start", **env)
+    started = run_cli("kafka", "start", env=env)
     assert started.returncode == 0, started.stderr
     yield env
-    run_cli("kafka", "stop", **env)
+    run_cli("kafka", "stop", env=env)
     shutil.rmtree(cache_dir / f"broker-{port}", ignore_errors=True)
 
 

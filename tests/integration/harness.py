@@ -13,7 +13,7 @@ import signal
 import subprocess
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -190,7 +190,9 @@ def _settings(bootstrap: str) -> Settings:
     return Settings(kafka_bootstrap=bootstrap)
 
 
-async def produce(bootstrap: str, records: list[tuple[str, bytes, dict[str, bytes], int | None]]) -> None:
+async def produce(
+    bootstrap: str, records: Sequence[tuple[str, bytes, Mapping[str, bytes], int | None]]
+) -> None:
     """Write `(topic, value, headers, partition)` records as a receiver would (acks=all), in order."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5)
     await producer.start()

@@ -156,11 +156,11 @@ async def test_a_20s_broker_outage_under_load_is_503s_then_recovery_with_nothing
         return len(sender.acked) >= 100
 
     await when(warmed, "100 acknowledged deliveries")
-    await asyncio.to_thread(run_cli, "kafka", "stop", **own_broker)
+    await asyncio.to_thread(run_cli, "kafka", "stop", env=own_broker)
     down_from = time.monotonic()
     await asyncio.sleep(20)  # the outage under test
     down_until = time.monotonic()
-    assert (await asyncio.to_thread(run_cli, "kafka", "start", **own_broker)).returncode == 0
+    assert (await asyncio.to_thread(run_cli, "kafka", "start", env=own_broker)).returncode == 0
     await sending
 
     during = [status for at, status in sender.answers if down_from + 1.5 < at < down_until]

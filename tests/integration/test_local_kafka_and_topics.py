@@ -21,26 +21,26 @@ def test_the_local_broker_starts_stops_and_restarts_from_its_cache() -> None:
     env = {"HOOKSTREAM_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}", "HOOKSTREAM_CACHE_DIR": str(cache_dir)}
     port = env["HOOKSTREAM_KAFKA_BOOTSTRAP"].rpartition(":")[2]
     try:
-        first = run_cli("kafka", "start", **env)
+        first = run_cli("kafka", "start", env=env)
         assert first.returncode == 0, first.stderr
         assert "Kafka is up" in first.stdout
         assert "fetching" not in first.stdout, "the suite's own broker already filled the cache"
 
-        again = run_cli("kafka", "start", **env)
+        again = run_cli("kafka", "start", env=env)
         assert again.returncode == 0
         assert "already answers" in again.stdout
-        assert run_cli("kafka", "status", **env).returncode == 0
+        assert run_cli("kafka", "status", env=env).returncode == 0
 
-        stopped = run_cli("kafka", "stop", **env)
+        stopped = run_cli("kafka", "stop", env=env)
         assert "Kafka stopped" in stopped.stdout
-        assert run_cli("kafka", "status", **env).returncode == 1
+        assert run_cli("kafka", "status", env=env).returncode == 1
 
-        restarted = run_cli("kafka", "start", **env)
+        restarted = run_cli("kafka", "start", env=env)
         assert restarted.returncode == 0, restarted.stderr
         assert "fetching" not in restarted.stdout
         assert "Kafka is up" in restarted.stdout
     finally:
-        run_cli("kafka", "stop", **env)
+        run_cli("kafka", "stop", env=env)
         shutil.rmtree(cache_dir / f"broker-{port}", ignore_errors=True)
 
 
@@ -52,13 +52,13 @@ async def test_topics_creates_then_verifies_with_the_configured_partitions_and_r
         "HOOKSTREAM_NAMESPACE": namespace,
         "HOOKSTREAM_TOPIC_PARTITIONS": "2",
     }
-    created = run_cli("topics", **env)
+    created = run_cli("topics", env=env)
     assert created.returncode == 0, created.stderr
     names = [f"{namespace}.raw.{s}" for s in ("x", "hootsuite", "websitetoolbox", "standard")]
     names += [f"{namespace}.events", f"{namespace}.dlq"]
     names += [f"{namespace}.internal.keyed", f"{namespace}.internal.seen"]
     assert created.stdout.split() == [word for name in names for word in ("created", name)]
-    verified = run_cli("topics", **env)
+    verified = run_cli("topics", env=env)
     assert verified.stdout.split() == [word for name in names for word in ("exists", name)]
 
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)

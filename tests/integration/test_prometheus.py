@@ -7,6 +7,7 @@ and fails when CI is set: CI must install the package.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import shutil
@@ -147,14 +148,14 @@ async def test_prometheus_scrapes_every_series_and_evaluates_the_alerts(stack: S
 
             assert await post(session, forum, USER_CREATED) == 200
             for query in SERIES_AFTER_ONE_EVENT:
-                await eventually(lambda query=query: has(query), what=f"Prometheus to have {query}")
+                await eventually(functools.partial(has, query), what=f"Prometheus to have {query}")
 
             assert await post(session, forum, USER_CREATED) == 200
             wrong = f"{receivers.url}/webhooks/websitetoolbox/not-the-token-0123456789"
             assert await post(session, wrong, USER_CREATED) == 401
             assert await post(session, forum, b'{"id": 1, "type": "user.cre') == 200
             for query in SERIES_AFTER_TROUBLE:
-                await eventually(lambda query=query: has(query), what=f"Prometheus to have {query}")
+                await eventually(functools.partial(has, query), what=f"Prometheus to have {query}")
 
             # deploy/prometheus/alerts.yml loads into a real Prometheus and every rule evaluates cleanly.
             async def rules_evaluated() -> list[dict[str, Any]] | None:
@@ -191,7 +192,7 @@ async def test_prometheus_scrapes_every_series_and_evaluates_the_alerts(stack: S
                     await api(session, base, "query", query=query)
                     if panel["title"] in DASHBOARD_PANELS_WITH_DATA:
                         # rate() needs a second sample of a series born a moment ago.
-                        await eventually(lambda query=query: has(query), what=f"data for {query}")
+                        await eventually(functools.partial(has, query), what=f"data for {query}")
 
             # Both services are up: the receivers' down alert stays quiet.
             alerts = (await api(session, base, "alerts"))["alerts"]

@@ -148,11 +148,11 @@ async def test_every_route_lands_the_exact_bytes_with_the_spec_headers(
         assert sorted(by_body) == sorted(case[2] for case in mine)
         for _, _, body, _, expected_headers in mine:
             record = by_body[body]
-            headers = dict(record.headers)
-            assert headers["hs-source"] == source.encode()
-            assert headers.items() >= expected_headers.items()
-            assert headers["hs-received-at"].isdigit()
-            assert all(value.isascii() for value in headers.values())
+            written: dict[str, bytes] = dict(record.headers)
+            assert written["hs-source"] == source.encode()
+            assert written.items() >= expected_headers.items()
+            assert written["hs-received-at"].isdigit()
+            assert all(value.isascii() for value in written.values())
             assert record.key == (b"msg_1" if source == "standard" else None)
 
 
@@ -177,7 +177,7 @@ async def test_broker_down_means_503_within_the_ack_timeout_and_recovery_without
     url = f"{receivers.url}/webhooks/websitetoolbox/{FORUM_TOKEN}"
     assert (await post(url, b'{"n": 1}'))[0] == 200
 
-    assert run_cli("kafka", "stop", **own_broker).returncode == 0
+    assert run_cli("kafka", "stop", env=own_broker).returncode == 0
     started = time.monotonic()
     status, body = await post(url, b'{"n": 2}')
     assert status == 503
@@ -185,7 +185,7 @@ async def test_broker_down_means_503_within_the_ack_timeout_and_recovery_without
     assert b"retry" in body
     await receivers.wait_http("/readyz", status=503)
 
-    assert run_cli("kafka", "start", **own_broker).returncode == 0
+    assert run_cli("kafka", "start", env=own_broker).returncode == 0
 
     async def accepting() -> bool:
         return (await post(url, b'{"n": 3}'))[0] == 200

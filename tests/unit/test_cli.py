@@ -14,7 +14,7 @@ from tests.support import free_port, run_cli
 
 @pytest.mark.parametrize("command", [["topics"], ["receivers"], ["worker"], ["kafka", "status"]])
 def test_a_bad_setting_stops_startup_with_one_line_naming_it(command: list[str]) -> None:
-    result = run_cli(*command, HOOKSTREAM_HTTP_PORT="eighty")
+    result = run_cli(*command, env={"HOOKSTREAM_HTTP_PORT": "eighty"})
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "hookstream: bad setting HOOKSTREAM_HTTP_PORT: expected a whole number, got 'eighty'"
@@ -35,9 +35,11 @@ def test_kafka_start_without_java_or_maven_says_what_is_missing_and_the_alternat
     result = run_cli(
         "kafka",
         "start",
-        PATH=str(path),
-        HOOKSTREAM_KAFKA_BOOTSTRAP=f"127.0.0.1:{free_port()}",
-        HOOKSTREAM_CACHE_DIR=str(tmp_path / "cache"),
+        env={
+            "PATH": str(path),
+            "HOOKSTREAM_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}",
+            "HOOKSTREAM_CACHE_DIR": str(tmp_path / "cache"),
+        },
     )
     assert result.returncode == 2
     (line,) = result.stderr.strip().splitlines()

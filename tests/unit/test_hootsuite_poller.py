@@ -4,6 +4,7 @@ webhooks they stand in for."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from processor.normalize import normalize
 from receivers.hootsuite_api import Backoff
@@ -15,7 +16,7 @@ NOW = datetime(2026, 11, 28, 16, 0, 0, 123000, tzinfo=UTC)
 
 def test_only_new_or_changed_states_are_changes() -> None:
     state = PollerState(states={"m-1": "SCHEDULED", "m-2": "SENT"})
-    messages = [
+    messages: list[dict[str, Any]] = [
         {"id": "m-1", "state": "SENT"},
         {"id": "m-2", "state": "SENT"},
         {"id": 3, "state": "SCHEDULED"},

@@ -20,7 +20,7 @@ import logging
 import string
 import time
 import zlib
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -244,7 +244,7 @@ def _path_with(route: str, token: str = "") -> URL:
 
 
 # Printable Latin-1: everything from U+0020 to U+00FF but the control characters (no CR, LF, NUL, DEL).
-latin1_text = st.text(st.characters(min_codepoint=0x20, max_codepoint=0xFF, exclude_categories=("Cc",)))
+latin1_text = st.text(st.characters(min_codepoint=0x20, max_codepoint=0xFF, exclude_categories=["Cc"]))
 # Numbers of any length up to aiohttp's 8190-byte header field limit, often at a length where parsers
 # change behaviour (int64, float, CPython's 4300-digit int() limit).
 digit_runs = st.one_of(
@@ -395,7 +395,7 @@ def wrong_tokens(real: str) -> st.SearchStrategy[str]:
     """Path tokens that are not `real`: near misses and random text. One segment, never a dot segment,
     and no `{`/`}`, which aiohttp's `{token}` pattern does not match (such a path is an unknown route)."""
     near = [real[:-1], real + "0", real.upper(), real[::-1], real[:16], " " + real, real + " ", real * 2]
-    segment_chars = st.characters(exclude_characters="/%{}", exclude_categories=("Cs",))
+    segment_chars = st.characters(exclude_characters="/%{}", exclude_categories=["Cs"])
     return st.one_of(
         st.sampled_from(near),
         st.text(segment_chars, min_size=1, max_size=60).filter(lambda text: text not in {".", ".."}),
@@ -699,7 +699,11 @@ def test_an_authentic_path_token_delivery_of_any_body_is_stored_exactly(
 def test_an_authentic_delivery_is_never_stored_decompressed(route: str, body: bytes, encoding: str) -> None:
     """The record is the bytes that came over the wire (the ones X signed), or nothing: a compressed body
     is either kept compressed or refused, never inflated into something the sender did not send."""
-    compress = {"gzip": gzip.compress, "x-gzip": gzip.compress, "deflate": zlib.compress}
+    compress: dict[str, Callable[[bytes], bytes]] = {
+        "gzip": gzip.compress,
+        "x-gzip": gzip.compress,
+        "deflate": zlib.compress,
+    }
     sent = compress[encoding](body) if encoding in compress else body
     assume(len(sent) <= MAX_BODY)
     headers = {"Content-Encoding": encoding}
