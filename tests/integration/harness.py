@@ -13,7 +13,7 @@ import signal
 import subprocess
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -147,20 +147,31 @@ class Stack:
             service.stop()
 
 
-async def read_topic(
-    bootstrap: str, topic: str, count: int, *, timeout: float = DEFAULT_WAIT_S
-) -> list[ConsumerRecord[bytes, bytes]]:
-    """The first `count` records of `topic` (read_committed), oldest first within each partition."""
+@contextlib.asynccontextmanager
+async def _from_the_beginning(
+    bootstrap: str, topic: str, timeout: float = DEFAULT_WAIT_S
+) -> AsyncIterator[tuple[AIOKafkaConsumer, list[TopicPartition]]]:
+    """A read_committed consumer assigned every partition of `topic` (once it exists), at the start."""
     partitions = await asyncio.wait_for(wait_for_partitions(_settings(bootstrap), topic), timeout)
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed"
     )
     await consumer.start()
-    records: list[ConsumerRecord[bytes, bytes]] = []
     try:
         assigned = [TopicPartition(topic, p) for p in range(partitions)]
         consumer.assign(assigned)
         await consumer.seek_to_beginning(*assigned)
+        yield consumer, assigned
+    finally:
+        await consumer.stop()
+
+
+async def read_topic(
+    bootstrap: str, topic: str, count: int, *, timeout: float = DEFAULT_WAIT_S
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """The first `count` records of `topic` (read_committed), oldest first within each partition."""
+    records: list[ConsumerRecord[bytes, bytes]] = []
+    async with _from_the_beginning(bootstrap, topic, timeout) as (consumer, assigned):
 
         async def collected() -> bool:
             batches = await consumer.getmany(*assigned, timeout_ms=200)
@@ -169,8 +180,6 @@ async def read_topic(
             return len(records) >= count
 
         await eventually(collected, timeout=timeout, what=f"{count} records on {topic} (have {len(records)})")
-    finally:
-        await consumer.stop()
     return records
 
 
@@ -233,16 +242,8 @@ async def metric(service: Service, name: str, **labels: str) -> float:
 
 async def read_all(bootstrap: str, topic: str) -> list[ConsumerRecord[bytes, bytes]]:
     """Every committed record of `topic` up to its current end (read_committed stops at the LSO)."""
-    partitions = await asyncio.wait_for(wait_for_partitions(_settings(bootstrap), topic), DEFAULT_WAIT_S)
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed"
-    )
-    await consumer.start()
     records: list[ConsumerRecord[bytes, bytes]] = []
-    try:
-        assigned = [TopicPartition(topic, p) for p in range(partitions)]
-        consumer.assign(assigned)
-        await consumer.seek_to_beginning(*assigned)
+    async with _from_the_beginning(bootstrap, topic) as (consumer, assigned):
         ends = await consumer.end_offsets(assigned)
 
         async def done() -> bool:
@@ -251,8 +252,6 @@ async def read_all(bootstrap: str, topic: str) -> list[ConsumerRecord[bytes, byt
             return all([await consumer.position(tp) >= ends[tp] for tp in assigned])
 
         await eventually(done, what=f"all of {topic}")
-    finally:
-        await consumer.stop()
     return records
 
 
