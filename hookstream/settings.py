@@ -57,6 +57,7 @@ class Settings:
     x_consumer_secrets: tuple[Secret, ...] = ()
     hootsuite_secrets: tuple[Secret, ...] = ()
     hootsuite_sso_tolerance_s: int = 300
+    hootsuite_sso_sha1: bool = False  # also accept the SHA-1 tokens of very old Hootsuite SDKs
     hootsuite_events_token: Secret | None = None
     websitetoolbox_token: Secret | None = None
     standard_secrets: Mapping[str, tuple[Secret, ...]] = field(default_factory=dict)
@@ -106,6 +107,7 @@ class Settings:
             hootsuite_sso_tolerance_s=env.get(
                 "HOOKSTREAM_HOOTSUITE_SSO_TOLERANCE", default.hootsuite_sso_tolerance_s, _int(1, 86400)
             ),
+            hootsuite_sso_sha1=env.get("HOOKSTREAM_HOOTSUITE_SSO_SHA1", default.hootsuite_sso_sha1, _bool),
             hootsuite_events_token=env.get("HOOKSTREAM_HOOTSUITE_EVENTS_TOKEN", None, _token),
             websitetoolbox_token=env.get("HOOKSTREAM_WEBSITETOOLBOX_TOKEN", None, _token),
             standard_secrets=env.get("HOOKSTREAM_STANDARD_SECRETS", {}, _standard_secrets),
@@ -164,6 +166,13 @@ class _Env:
 
 def _nonempty(raw: str) -> str:
     return raw
+
+
+def _bool(raw: str) -> bool:
+    value = raw.lower()
+    if value not in ("true", "false", "1", "0", "yes", "no"):
+        raise ValueError(f"expected true or false, got {raw!r}")
+    return value in ("true", "1", "yes")
 
 
 def _int(low: int, high: int) -> Callable[[str], int]:

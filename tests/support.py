@@ -89,9 +89,10 @@ def x_signature(secret: str, body: bytes) -> str:
     return "sha256=" + base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
 
 
-def sso_form(secret: str, ts: int, **fields: str) -> bytes:
-    """A Hootsuite assignment callback, form-urlencoded, with the SSO token Hootsuite would compute."""
-    token = hashlib.sha512(f"421335{ts}{secret}".encode()).hexdigest()
+def sso_form(secret: str, ts: int, *, algorithm: str = "sha512", **fields: str) -> bytes:
+    """A Hootsuite assignment callback, form-urlencoded, with the SSO token Hootsuite would compute
+    (very old SDKs: `algorithm="sha1"`)."""
+    token = hashlib.new(algorithm, f"421335{ts}{secret}".encode()).hexdigest()
     form = {"action": "Assignment", "sso_i": "421335", "sso_ts": str(ts), "sso_token": token}
     form |= {"assignmentId": "654321", "status": "OPEN"} | fields
     return urlencode(form).encode()

@@ -2,8 +2,9 @@
 
 The callback is authenticated by Hootsuite's SSO token, `sha512hex(sso_i + sso_ts + shared secret)`,
 carried in the body itself (form-urlencoded or JSON), with `sso_ts` checked against a tolerance since the
-token never expires by itself. Message-state webhooks have no documented signature, so their URL carries
-an unguessable token.
+token never expires by itself. Very old Hootsuite SDKs used SHA-1 instead: accepted only where
+HOOKSTREAM_HOOTSUITE_SSO_SHA1 says so, and marked `hs-auth: sso-sha1` so that consumers can tell.
+Message-state webhooks have no documented signature, so their URL carries an unguessable token.
 """
 
 from __future__ import annotations
@@ -19,18 +20,29 @@ from receivers.sources.checks import epoch_digits, matches_any, path_token
 
 NAME = "hootsuite"
 SSO_SHA512 = "sso-sha512"
+SSO_SHA1 = "sso-sha1"
 CALLBACK_REPLY = b'{"success":true}'
 _MS_THRESHOLD = 100_000_000_000  # an sso_ts above this is in milliseconds
 
 
-def sso_token(user_id: str, timestamp: str, secret: str) -> str:
-    return hashlib.sha512(f"{user_id}{timestamp}{secret}".encode()).hexdigest()
+def sso_token(user_id: str, timestamp: str, secret: str, algorithm: str = "sha512") -> str:
+    return hashlib.new(algorithm, f"{user_id}{timestamp}{secret}".encode()).hexdigest()
 
 
-def sso_check(secrets: Sequence[str], tolerance_s: int) -> Verifier:
-    """Accept a callback whose `sso_token` matches any secret and whose `sso_ts` is recent enough."""
+def sso_check(secrets: Sequence[str], tolerance_s: int, *, sha1: bool = False) -> Verifier:
+    """Accept a callback whose `sso_token` matches any secret and whose `sso_ts` is recent enough;
+    with `sha1`, also the SHA-1 tokens of old SDKs."""
     if not secrets:
         raise ValueError("the SSO check needs at least one secret")
+    algorithms = [("sha512", SSO_SHA512), ("sha1", SSO_SHA1)] if sha1 else [("sha512", SSO_SHA512)]
+
+    def passed(token: bytes, user_id: str, timestamp: str) -> str | None:
+        """The check `token` passes (its `hs-auth`), if any."""
+        for algorithm, auth in algorithms:
+            expected = [sso_token(user_id, timestamp, secret, algorithm).encode() for secret in secrets]
+            if matches_any([token], expected):
+                return auth
+        return None
 
     def verify(request: RawRequest) -> Verdict:
         try:
@@ -45,13 +57,13 @@ def sso_check(secrets: Sequence[str], tolerance_s: int) -> Verifier:
         sent_at = epoch_digits(timestamp or "")
         if timestamp is None or sent_at is None:
             return Rejected(Reason.MISSING_TIMESTAMP)
-        expected = [sso_token(user_id, timestamp, secret).encode() for secret in secrets]
-        if not matches_any([token.strip().lower().encode("utf-8", "replace")], expected):
+        auth = passed(token.strip().lower().encode("utf-8", "replace"), user_id, timestamp)
+        if auth is None:
             return Rejected(Reason.BAD_SIGNATURE)
         seconds = sent_at / 1000 if sent_at > _MS_THRESHOLD else sent_at
         if abs(request.received_at_ms / 1000 - seconds) > tolerance_s:
             return Rejected(Reason.STALE_TIMESTAMP)
-        return Accepted(auth=SSO_SHA512)
+        return Accepted(auth=auth)
 
     return verify
 
@@ -64,7 +76,9 @@ def build(settings: Settings) -> Source | None:
             Endpoint(
                 "/webhooks/hootsuite/callback",
                 route="callback",
-                verify=sso_check(secrets, settings.hootsuite_sso_tolerance_s),
+                verify=sso_check(
+                    secrets, settings.hootsuite_sso_tolerance_s, sha1=settings.hootsuite_sso_sha1
+                ),
                 reply_body=CALLBACK_REPLY,
             )
         )

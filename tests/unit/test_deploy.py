@@ -81,6 +81,7 @@ APP_SERVICES = ("topics", "receivers", "processor", "poller")
 # What compose and the Kubernetes manifests may set: SPEC §3 and the settings the README adds for operators.
 OPERATOR_SETTINGS = SETTINGS | {
     "HOOKSTREAM_POLLER_PORT",
+    "HOOKSTREAM_HOOTSUITE_SSO_SHA1",
     "HOOKSTREAM_CACHE_DIR",
     "HOOKSTREAM_READ_TIMEOUT_MS",
     "HOOKSTREAM_MAX_IN_FLIGHT",

@@ -79,6 +79,20 @@ async def test_hootsuite_callback_answers_success_and_keeps_the_form_as_sent(
     assert len(sink.deliveries) == 1
 
 
+async def test_old_sdks_sha1_sso_tokens_pass_only_with_the_switch_and_say_so(
+    client_for: ClientFactory, sink: MemorySink, metrics: ReceiverMetrics
+) -> None:
+    body = sso_form(HOOTSUITE_SECRET, int(time.time()), algorithm="sha1")
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    default = await client_for()
+    assert (await default.post("/webhooks/hootsuite/callback", data=body, headers=form)).status == 401
+    assert rejections(metrics, "hootsuite", "bad_signature") == 1
+    switched = await client_for(HOOKSTREAM_HOOTSUITE_SSO_SHA1="true")
+    assert (await switched.post("/webhooks/hootsuite/callback", data=body, headers=form)).status == 200
+    (delivery,) = sink.deliveries
+    assert dict(delivery.headers)["hs-auth"] == b"sso-sha1"
+
+
 async def test_hootsuite_events_take_arrays_and_single_events_by_url_token(
     client_for: ClientFactory, sink: MemorySink
 ) -> None:

@@ -22,6 +22,7 @@ def test_defaults_match_the_spec() -> None:
     assert settings.store == "memory://"
     assert (settings.topic_partitions, settings.replication_factor) == (6, 1)
     assert settings.hootsuite_sso_tolerance_s == 300
+    assert settings.hootsuite_sso_sha1 is False
     assert settings.hootsuite_api_url == "https://platform.hootsuite.com"
     assert settings.hootsuite_poll_interval_s == 30
     assert settings.websitetoolbox_token is None
@@ -76,6 +77,7 @@ def test_durations(name: str, value: str, expected: float) -> None:
         ("HOOKSTREAM_HOOTSUITE_API_URL", "platform.hootsuite.com"),
         ("HOOKSTREAM_TOPIC_PARTITIONS", "0"),
         ("HOOKSTREAM_NAMESPACE", "no spaces"),
+        ("HOOKSTREAM_HOOTSUITE_SSO_SHA1", "sometimes"),
     ],
 )
 def test_a_bad_setting_is_one_line_that_names_it(name: str, value: str) -> None:
@@ -85,6 +87,13 @@ def test_a_bad_setting_is_one_line_that_names_it(name: str, value: str) -> None:
     assert name in message
     assert "\n" not in message
     assert raised.value.name == name
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [("true", True), ("Yes", True), ("1", True), ("false", False), ("0", False)]
+)
+def test_switches_read_true_or_false(value: str, expected: bool) -> None:
+    assert Settings.from_env({"HOOKSTREAM_HOOTSUITE_SSO_SHA1": value}).hootsuite_sso_sha1 is expected
 
 
 def test_a_bad_secret_is_not_echoed_back() -> None:

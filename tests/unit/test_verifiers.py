@@ -27,6 +27,8 @@ SSO_TOKEN = (
     "2f6b422c2e6d8d250549dbb14a827cdfbb9d00f65841629503656e27a4e90bbb"
     "4045ed21242182759f44b003f69c55feb3023d6b30f0ebc237f61c7f75860eb5"
 )
+# printf '%s' 4213351700000000shared-secret | sha1sum   (the very old SDKs)
+SSO_SHA1_TOKEN = "06bbc14d064a97210ecfba2192fb5a214952eca2"
 STANDARD_KEY = b"0123456789abcdef0123456789abcdef"
 STANDARD_SECRET = "whsec_" + base64.b64encode(STANDARD_KEY).decode()
 
@@ -116,6 +118,14 @@ def test_hootsuite_sso_token_matches_the_sha512sum_vector(body: bytes, content_t
 )
 def test_hootsuite_sso_rejections(body: bytes, expected: Reason) -> None:
     assert reason(hootsuite_check(request(body))) is expected
+
+
+def test_hootsuite_sha1_sso_tokens_pass_only_where_configured() -> None:
+    old_sdk = request(sso_form(sso_token=SSO_SHA1_TOKEN))
+    assert reason(hootsuite_check(old_sdk)) is Reason.BAD_SIGNATURE
+    with_sha1 = sso_check(["shared-secret"], tolerance_s=300, sha1=True)
+    assert with_sha1(old_sdk) == Accepted(auth="sso-sha1")
+    assert with_sha1(request(sso_form())) == Accepted(auth="sso-sha512")
 
 
 def test_hootsuite_sso_outside_the_tolerance_is_stale() -> None:
