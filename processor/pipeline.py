@@ -21,7 +21,7 @@ import logging
 import orjson
 
 from hookstream import headers as H
-from hookstream.kafka import DurableProducer
+from hookstream.kafka import PROCESSOR_BATCH_BYTES, DurableProducer
 from hookstream.settings import Settings
 from hookstream.topics import SOURCES, Topics
 from processor import cloudevents
@@ -52,7 +52,7 @@ class Pipeline:
 
     async def start(self) -> None:
         self._producer = DurableProducer(
-            self._settings, role="normalizer", linger_ms=0, max_batch_size=512 * 1024
+            self._settings, role="normalizer", linger_ms=0, max_batch_size=PROCESSOR_BATCH_BYTES
         )
         await self._producer.start()
         self._started.set()

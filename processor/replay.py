@@ -30,7 +30,7 @@ from aiokafka.errors import KafkaError
 
 from hookstream import headers as H
 from hookstream.errors import HookstreamError
-from hookstream.kafka import DurableProducer, TopicAdmin, topic_spec
+from hookstream.kafka import PROCESSOR_BATCH_BYTES, DurableProducer, TopicAdmin, topic_spec
 from hookstream.settings import Settings
 from hookstream.topics import Topics
 from processor import cloudevents
@@ -265,7 +265,7 @@ async def opened(
         admin = TopicAdmin(settings)
         stack.push_async_callback(admin.close)
         await admin.start()
-        producer = DurableProducer(settings, role=role, linger_ms=5, max_batch_size=512 * 1024)
+        producer = DurableProducer(settings, role=role, linger_ms=5, max_batch_size=PROCESSOR_BATCH_BYTES)
         stack.push_async_callback(producer.stop)
         await producer.start()
         yield reader, Writer(settings, admin, producer)
