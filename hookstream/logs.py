@@ -23,6 +23,8 @@ CONTEXT_KEYS = (
     "url",
     "sources",
     "count",
+    "records_read",
+    "resumed_at",
     "error",
 )
 

@@ -21,9 +21,10 @@ A consume-transform-produce loop of our own over `<ns>.internal.keyed`, in its o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeAlias
@@ -67,8 +68,10 @@ class Partition:
     seen: SeenStore
     producer: AIOKafkaProducer | None  # the partition's transactional producer under exactly_once
 
-    async def release(self) -> None:
-        self.seen.close()
+    async def release(self, handed_over_at: int | None = None) -> None:
+        """Let go; `handed_over_at` (the state partition's end, all of it in `seen`) keeps a disk store
+        for the next owner on this disk."""
+        self.seen.close(handed_over_at)
         if self.producer is not None:
             await self.producer.stop()
 
@@ -135,11 +138,9 @@ class DedupStage(ConsumerRebalanceListener):  # type: ignore[misc]
         if self._task is not None:
             await asyncio.gather(self._task, return_exceptions=True)
         async with self._lock:
+            await self._hand_over(list(self._partitions))
             if self._consumer is not None:
                 await self._consumer.stop()
-            for partition in self._partitions.values():
-                await partition.release()
-            self._partitions.clear()
         if self._producer is not None:
             await self._producer.stop()
         if self._admin is not None:
@@ -153,10 +154,22 @@ class DedupStage(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_revoked(self, revoked: Sequence[TopicPartition]) -> None:
         async with self._lock:
-            for tp in revoked:
-                partition = self._partitions.pop(tp.partition, None)
-                if partition is not None:
-                    await partition.release()
+            await self._hand_over([tp.partition for tp in revoked if tp.partition in self._partitions])
+
+    async def _hand_over(self, partitions: list[int]) -> None:
+        """Release `partitions` in good order: no batch is in hand (we hold the lock), so every state
+        record up to the state partitions' ends is in their stores."""
+        if not partitions:  # the consumer calls this on every rebalance, also with nothing revoked
+            return
+        state = [TopicPartition(self._topics.seen, p) for p in partitions]
+        try:
+            async with self._state_reader() as reader:
+                ends = {tp.partition: end for tp, end in (await reader.end_offsets(state)).items()}
+        except KafkaError as exc:  # the next owner rebuilds from the topic instead
+            log.warning("state ends unknown; stores not handed over", extra={"error": repr(exc)})
+            ends = {}
+        for p in partitions:
+            await self._partitions.pop(p).release(ends.get(p))
 
     async def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
         async with self._lock:
@@ -176,13 +189,54 @@ class DedupStage(ConsumerRebalanceListener):  # type: ignore[misc]
                 max_batch_size=PROCESSOR_BATCH_BYTES,
             )
             await producer.start()
-        seen = await self._restore(partition)
-        log.info("took over partition", extra={"partition": partition, "count": len(seen)})
-        return Partition(seen, producer)
+        return Partition(await self._restore(partition), producer)
 
     async def _restore(self, partition: int) -> SeenStore:
-        """Partition `partition` of the state topic, committed records only, ids within the window."""
-        seen = open_seen(self._settings.store, self._window_ms, self._state_dir, partition)
+        """The state partition's committed ids within the window: all of them, or only those after the
+        hand-over offset of a disk store handed over in good order."""
+        seen = open_seen(self._settings.store, self._window_ms, self._state_dir, self._topics.seen, partition)
+        try:
+            read, resumed_at = await self._read_state(seen, partition)
+        except BaseException:
+            seen.close()  # without a hand-over: a half-read store is worth nothing
+            raise
+        log.info(
+            "took over partition",
+            extra={
+                "partition": partition,
+                "count": len(seen),
+                "records_read": read,
+                "resumed_at": resumed_at,
+            },
+        )
+        return seen
+
+    async def _read_state(self, seen: SeenStore, partition: int) -> tuple[int, int | None]:
+        """Add the committed state records to `seen`; return how many were read, and from which
+        hand-over offset (None: from the beginning)."""
+        async with self._state_reader() as reader:
+            tp = TopicPartition(self._topics.seen, partition)
+            reader.assign([tp])
+            begin = (await reader.beginning_offsets([tp]))[tp]
+            end = (await reader.end_offsets([tp]))[tp]
+            resumed_at = seen.take_over()
+            if resumed_at is not None and resumed_at > end:  # not this topic's history: start over
+                seen.clear()
+                resumed_at = None
+            reader.seek(tp, max(begin, resumed_at or 0))
+            read, now_ms = 0, _now_ms()
+            while await reader.position(tp) < end:
+                for record in (await reader.getmany(tp, timeout_ms=500)).get(tp, []):
+                    read += 1
+                    first_seen, event_ids = decode_seen(record.value)
+                    if now_ms - first_seen < self._window_ms:
+                        for event_id in event_ids:
+                            seen.add(event_id, first_seen)
+        return read, resumed_at
+
+    @contextlib.asynccontextmanager
+    async def _state_reader(self) -> AsyncIterator[AIOKafkaConsumer]:
+        """A consumer of committed state records, outside any group."""
         reader = AIOKafkaConsumer(
             bootstrap_servers=self._settings.bootstrap_servers,
             enable_auto_commit=False,
@@ -190,20 +244,9 @@ class DedupStage(ConsumerRebalanceListener):  # type: ignore[misc]
         )
         await reader.start()
         try:
-            tp = TopicPartition(self._topics.seen, partition)
-            reader.assign([tp])
-            await reader.seek_to_beginning(tp)
-            end = (await reader.end_offsets([tp]))[tp]
-            now_ms = _now_ms()
-            while await reader.position(tp) < end:
-                for record in (await reader.getmany(tp, timeout_ms=500)).get(tp, []):
-                    first_seen, event_ids = decode_seen(record.value)
-                    if now_ms - first_seen < self._window_ms:
-                        for event_id in event_ids:
-                            seen.add(event_id, first_seen)
+            yield reader
         finally:
             await reader.stop()
-        return seen
 
     # -- the loop --
 

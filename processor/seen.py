@@ -3,15 +3,16 @@
 Bounded by time, unlike a Faust table (whose `expires` never forgets ids restored from its changelog):
 ids are kept in first-seen order, so forgetting the expired ones only ever looks at the oldest. Two
 stores with one interface: in memory (`memory://`, the default) and on local disk in RocksDB
-(`rocksdb://`, for windows with more ids than memory holds). Either is rebuilt from the state topic
-when the partition is taken over, so the disk copy is a cache of what Kafka has committed.
+(`rocksdb://`, for windows with more ids than memory holds). The state topic is the truth; a store is
+rebuilt from it when its partition is taken over. A disk store handed over in good order (its owner
+closed it with the state topic's end offset) is kept, and the next owner on that disk reads only what
+came after: a rolling restart does not re-read a whole window. Any other disk store starts empty.
 """
 
 from __future__ import annotations
 
-import shutil
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -20,6 +21,7 @@ from rocksdict import Options, Rdict
 
 _ID = b"i/"  # i/<event id> -> first seen (ms, 8 bytes big-endian)
 _TIME = b"t/"  # t/<first seen, 8 bytes big-endian><event id> -> b"": the time index expiry walks
+_HANDED_OVER = b"h/"  # -> the state topic's end offset when the last owner closed the store in good order
 
 
 class SeenStore(Protocol):
@@ -29,7 +31,16 @@ class SeenStore(Protocol):
     def seen(self, event_id: str, now_ms: int) -> bool: ...
     def add(self, event_id: str, first_seen_ms: int) -> None: ...
     def expire(self, now_ms: int) -> int: ...
-    def close(self) -> None: ...
+    def take_over(self) -> int | None:
+        """The state-topic offset up to which this store already holds everything, if it was handed
+        over in good order; else None, and the store is empty. Either way it is now owned again."""
+        ...
+
+    def clear(self) -> None: ...
+    def close(self, handed_over_at: int | None = None) -> None:
+        """Close; with `handed_over_at` (the state topic's end offset, every id before it held here)
+        the next owner may resume from it."""
+        ...
 
 
 class SeenIds:
@@ -63,20 +74,25 @@ class SeenIds:
             expired += 1
         return expired
 
-    def close(self) -> None:
+    def take_over(self) -> int | None:
+        return None  # memory does not outlive its owner
+
+    def clear(self) -> None:
+        self._first_seen.clear()
+
+    def close(self, handed_over_at: int | None = None) -> None:
         self._first_seen.clear()
 
 
 class DiskSeenIds:
-    """In RocksDB at `path` (created empty; whatever was there belonged to an earlier ownership)."""
+    """In RocksDB at `path`: kept from an earlier owner only if it was handed over (`take_over`)."""
 
     def __init__(self, window_ms: int, path: Path) -> None:
         self.window_ms = window_ms
         self._path = path
-        shutil.rmtree(path, ignore_errors=True)
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = Rdict(str(path), options=Options(raw_mode=True))
-        self._count = 0
+        self._count = sum(1 for _ in self._keys(_ID))
 
     def __len__(self) -> int:
         return self._count
@@ -99,23 +115,46 @@ class DiskSeenIds:
     def expire(self, now_ms: int) -> int:
         cutoff = now_ms - self.window_ms
         expired: list[bytes] = []
-        cursor = self._db.iter()
-        cursor.seek(_TIME)
-        while cursor.valid() and (index := cursor.key()).startswith(_TIME):
+        for index in self._keys(_TIME):
             if int.from_bytes(index[2:10]) > cutoff:
                 break
             expired.append(index)
-            cursor.next()
-        del cursor
         for index in expired:
             del self._db[index]
             del self._db[_ID + index[10:]]
         self._count -= len(expired)
         return len(expired)
 
-    def close(self) -> None:
+    def take_over(self) -> int | None:
+        mark = self._db.get(_HANDED_OVER)
+        if mark is None:
+            self.clear()  # its owner stopped without handing it over: nothing in it can be trusted
+            return None
+        del self._db[_HANDED_OVER]  # owned again: a crash from now on must not look like a hand-over
+        self._db.flush()
+        return int.from_bytes(mark)
+
+    def clear(self) -> None:
         self._db.close()
-        shutil.rmtree(self._path, ignore_errors=True)
+        Rdict.destroy(str(self._path))
+        self._db = Rdict(str(self._path), options=Options(raw_mode=True))
+        self._count = 0
+
+    def close(self, handed_over_at: int | None = None) -> None:
+        if handed_over_at is not None:
+            self._db[_HANDED_OVER] = handed_over_at.to_bytes(8)
+            self._db.flush()
+        self._db.close()
+        if handed_over_at is None:
+            Rdict.destroy(str(self._path))
+
+    def _keys(self, prefix: bytes) -> Iterator[bytes]:
+        """The keys starting with `prefix`, in order."""
+        cursor = self._db.iter()
+        cursor.seek(prefix)
+        while cursor.valid() and (key := cursor.key()).startswith(prefix):
+            yield key
+            cursor.next()
 
 
 def encode_seen(first_seen_ms: int, event_ids: Iterable[str]) -> bytes:
@@ -135,9 +174,10 @@ def decode_seen(value: bytes | None) -> tuple[int, list[str]]:
     return first_seen, [event_id for event_id in event_ids if isinstance(event_id, str)]
 
 
-def open_seen(store: str, window_ms: int, state_dir: Path, partition: int) -> SeenStore:
-    """The store HOOKSTREAM_STORE names, for one partition. `rocksdb://<dir>` puts it under <dir>."""
+def open_seen(store: str, window_ms: int, state_dir: Path, seen_topic: str, partition: int) -> SeenStore:
+    """The store HOOKSTREAM_STORE names, for one partition of `seen_topic`. `rocksdb://<dir>` puts it
+    under <dir> (else under `state_dir`), named after the topic, so namespaces never share a store."""
     if store.startswith("rocksdb://"):
         base = Path(store.removeprefix("rocksdb://") or state_dir)
-        return DiskSeenIds(window_ms, base / f"seen-{partition}")
+        return DiskSeenIds(window_ms, base / f"{seen_topic}-{partition}")
     return SeenIds(window_ms)

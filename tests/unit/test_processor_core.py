@@ -28,7 +28,7 @@ TOPICS = Topics()
 
 @pytest.fixture(params=["memory://", "rocksdb://"])
 def seen_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SeenStore]:
-    store = open_seen(request.param, window_ms=1000, state_dir=tmp_path, partition=3)
+    store = open_seen(request.param, window_ms=1000, state_dir=tmp_path, seen_topic="ns.seen", partition=3)
     yield store
     store.close()
 
@@ -55,14 +55,40 @@ def test_an_id_seen_again_after_expiry_moves_to_the_young_end(seen_store: SeenSt
     assert len(seen_store) == 1
 
 
-def test_the_disk_store_lives_under_the_state_dir_and_starts_empty(tmp_path: Path) -> None:
-    first = open_seen("rocksdb://", 1000, tmp_path, 0)
-    first.add("a", 0)
-    first.close()
-    again = open_seen(f"rocksdb://{tmp_path / 'elsewhere'}", 1000, tmp_path, 0)
-    assert (tmp_path / "elsewhere" / "seen-0").is_dir()
-    assert not again.seen("a", 1)
-    assert len(again) == 0
+def test_a_disk_store_lives_under_its_directory_named_after_its_topic(tmp_path: Path) -> None:
+    default = open_seen("rocksdb://", 1000, tmp_path, "ns.internal.seen", 0)
+    chosen = open_seen(f"rocksdb://{tmp_path / 'elsewhere'}", 1000, tmp_path, "other.internal.seen", 0)
+    assert (tmp_path / "ns.internal.seen-0").is_dir()
+    assert (tmp_path / "elsewhere" / "other.internal.seen-0").is_dir()
+    default.close()
+    chosen.close()
+
+
+def test_a_disk_store_handed_over_in_good_order_is_kept_for_the_next_owner(tmp_path: Path) -> None:
+    first = open_seen("rocksdb://", 1000, tmp_path, "ns.seen", 0)
+    assert first.take_over() is None
+    first.add("a", 500)
+    first.close(handed_over_at=17)
+    second = open_seen("rocksdb://", 1000, tmp_path, "ns.seen", 0)
+    assert second.take_over() == 17
+    assert second.seen("a", 600)
+    assert len(second) == 1
+    second.close()  # no hand-over this time (a crash, a fence, a failed batch): nothing is kept
+    third = open_seen("rocksdb://", 1000, tmp_path, "ns.seen", 0)
+    assert third.take_over() is None
+    assert not third.seen("a", 600)
+    assert len(third) == 0
+    third.close()
+
+
+def test_a_disk_store_its_owner_crashed_with_starts_empty(tmp_path: Path) -> None:
+    crashed = open_seen("rocksdb://", 1000, tmp_path, "ns.seen", 0)
+    assert crashed.take_over() is None
+    crashed.add("a", 500)
+    del crashed  # never closed: RocksDB keeps what was written, but no hand-over mark
+    again = open_seen("rocksdb://", 1000, tmp_path, "ns.seen", 0)
+    assert again.take_over() is None
+    assert not again.seen("a", 600)
     again.close()
 
 
