@@ -48,17 +48,16 @@ from hookstream.kafka import (
 )
 from hookstream.settings import Settings
 from hookstream.topics import SOURCES, Topics
-from processor.cloudevents import CONTENT_TYPE
 from processor.metrics import ProcessorMetrics
-from processor.outputs import Output, send, send_all
+from processor.outputs import Output, published, send, send_all
 from processor.seen import SeenStore, decode_seen, encode_seen, open_seen
 
 log = logging.getLogger(__name__)
 
 Record: TypeAlias = Any  # aiokafka's ConsumerRecord[bytes, bytes]; aiokafka ships no type information
-EVENT_HEADERS = ((H.CONTENT_TYPE, CONTENT_TYPE.encode()),)
 MAX_POLL_RECORDS = 1000
 RETRY_DELAY_S = 0.5
+HAND_OVER_TIMEOUT_S = 5.0  # a stop must not wait on an unreachable broker for its stores' sake
 
 
 @dataclass
@@ -158,18 +157,24 @@ class DedupStage(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def _hand_over(self, partitions: list[int]) -> None:
         """Release `partitions` in good order: no batch is in hand (we hold the lock), so every state
-        record up to the state partitions' ends is in their stores."""
+        record up to the state partitions' ends is in their stores; a disk store keeps that mark."""
         if not partitions:  # the consumer calls this on every rebalance, also with nothing revoked
             return
-        state = [TopicPartition(self._topics.seen, p) for p in partitions]
-        try:
-            async with self._state_reader() as reader:
-                ends = {tp.partition: end for tp, end in (await reader.end_offsets(state)).items()}
-        except KafkaError as exc:  # the next owner rebuilds from the topic instead
-            log.warning("state ends unknown; stores not handed over", extra={"error": repr(exc)})
-            ends = {}
+        on_disk = self._settings.store.startswith("rocksdb://")  # memory does not outlive its owner
+        ends = await self._state_ends(partitions) if on_disk else {}
         for p in partitions:
             await self._partitions.pop(p).release(ends.get(p))
+
+    async def _state_ends(self, partitions: list[int]) -> dict[int, int]:
+        """The committed end of each state partition; none when Kafka does not say so in time (the next
+        owner then rebuilds from the topic)."""
+        state = [TopicPartition(self._topics.seen, p) for p in partitions]
+        try:
+            async with asyncio.timeout(HAND_OVER_TIMEOUT_S), self._state_reader() as reader:
+                return {tp.partition: end for tp, end in (await reader.end_offsets(state)).items()}
+        except (KafkaError, TimeoutError) as exc:
+            log.warning("state ends unknown; stores not handed over", extra={"error": repr(exc)})
+            return {}
 
     async def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
         async with self._lock:
@@ -373,18 +378,6 @@ class DedupStage(ConsumerRebalanceListener):  # type: ignore[misc]
             self._metrics.events_published.labels(self._metrics.event_type(event_type)).inc()
             received_at = int(headers.get(H.RECEIVED_AT, b"0") or 0)
             self._metrics.event_latency.observe(max(0, now_ms - received_at) / 1000)
-
-
-def published(key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes]]) -> list[Output]:
-    """What one record of the keyed topic becomes downstream: an event goes to each of its topics under
-    its subject; a dead letter (it has `hs-error`) to the dead-letter topic under the raw record's key,
-    with the raw headers and the reason. The keyed-only headers never leave."""
-    named = dict(headers)
-    topics = [topic for topic in named.get(H.OUT_TOPICS, b"").decode().split(",") if topic]
-    if H.ERROR in named:
-        kept = tuple((name, v) for name, v in headers if name not in H.KEYED_ONLY)
-        return [Output(topic, named.get(H.RAW_KEY), value or b"", kept) for topic in topics]
-    return [Output(topic, key, value or b"", EVENT_HEADERS) for topic in topics]
 
 
 async def _abort_quietly(producer: AIOKafkaProducer) -> None:

@@ -1,6 +1,7 @@
-"""Records the processor writes, and the one way it writes them outside a transaction: send in order,
-wait for every acknowledgement, resend what failed. A batch's offsets are committed only after this
-returns, so a crash repeats outputs but never loses one."""
+"""Records the processor writes: what a keyed record becomes downstream, and how outputs go to Kafka
+(record batches per topic partition). Outside a transaction, `send_all` waits for every acknowledgement
+and resends what failed; a batch's offsets are committed only after it returns, so a crash repeats
+outputs but never loses one."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ from typing import Any, Protocol
 from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner
 
+from hookstream import headers as H
 from hookstream.kafka import DurableProducer
+from processor.cloudevents import CONTENT_TYPE
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +34,22 @@ class Output:
     partition: int | None = None
 
 
+EVENT_HEADERS = ((H.CONTENT_TYPE, CONTENT_TYPE.encode()),)
 # (the acknowledgement of one record batch, the outputs it carries)
 Sent = tuple["asyncio.Future[Any]", list[Output]]
 _PARTITIONER = DefaultPartitioner()  # Kafka's own: murmur2 of the key, as the Java clients do
+
+
+def published(key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes]]) -> list[Output]:
+    """What one record of the keyed topic becomes downstream: an event goes to each of its topics under
+    its subject; a dead letter (it has `hs-error`) to the dead-letter topic under the raw record's key,
+    with the raw headers and the reason. The keyed-only headers never leave."""
+    named = dict(headers)
+    topics = [topic for topic in named.get(H.OUT_TOPICS, b"").decode().split(",") if topic]
+    if H.ERROR in named:
+        kept = tuple((name, v) for name, v in headers if name not in H.KEYED_ONLY)
+        return [Output(topic, named.get(H.RAW_KEY), value or b"", kept) for topic in topics]
+    return [Output(topic, key, value or b"", EVENT_HEADERS) for topic in topics]
 
 
 class BatchProducer(Protocol):

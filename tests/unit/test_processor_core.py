@@ -14,8 +14,8 @@ from hookstream.settings import Settings
 from hookstream.topics import Topics
 from processor import normalize as normalize_package
 from processor.app import create_app
-from processor.dedup_stage import published
 from processor.metrics import ProcessorMetrics
+from processor.outputs import published
 from processor.pipeline import Pipeline
 from processor.records import Event, Normalized, RawRecord
 from processor.route import Routes
