@@ -1,8 +1,13 @@
-"""Hypothesis strategies the normalizer tests share."""
+"""Hypothesis strategies the normalizer tests share, and the one way they judge an outcome."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from hypothesis import strategies as st
+
+from processor.normalize import normalize
+from processor.records import Invalid, Normalized, RawRecord
 
 JSON_VALUES = st.recursive(
     st.none()
@@ -15,3 +20,13 @@ JSON_VALUES = st.recursive(
     ),
     max_leaves=12,
 )
+
+
+def normalized_unless_dead_letter(raw: RawRecord, reasons: Collection[str]) -> Normalized | None:
+    """What `raw` normalizes to; None when it is a dead letter, whose reason must be one of `reasons`."""
+    try:
+        return normalize(raw)
+    except Invalid as invalid:
+        reason = invalid.reason
+    assert reason in reasons
+    return None

@@ -18,7 +18,7 @@ from processor.normalize import normalize
 from processor.records import Event, Invalid, Normalized, RawRecord
 from tests.fixtures import fixture_bytes
 from tests.unit.rawrecords import raw_record
-from tests.unit.strategies import JSON_VALUES
+from tests.unit.strategies import JSON_VALUES, normalized_unless_dead_letter
 
 CALLBACK_FORM = fixture_bytes("hootsuite/callback_form.txt")
 CALLBACK_JSON = fixture_bytes("hootsuite/callback.json")
@@ -404,18 +404,10 @@ _ROUTES = st.sampled_from(["callback", "events", "post"])
 _CONTENT_TYPES = st.sampled_from([None, "application/json", FORM, "text/plain"])
 
 
-def _outcome(raw: RawRecord) -> Normalized | Invalid:
-    try:
-        return normalize(raw)
-    except Invalid as invalid:
-        return invalid
-
-
 def assert_only_normalized_or_invalid(raw: RawRecord) -> None:
     """Either events fit to publish and counted pings, or a dead letter with one of our reasons."""
-    outcome = _outcome(raw)
-    if isinstance(outcome, Invalid):
-        assert outcome.reason in REASONS
+    outcome = normalized_unless_dead_letter(raw, REASONS)
+    if outcome is None:
         return
     assert outcome.events or outcome.pings
     for event in outcome.events:

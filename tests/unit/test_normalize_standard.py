@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 
 from processor import cloudevents
 from processor.normalize import normalize
-from processor.records import Event, Invalid, Normalized, RawRecord
+from processor.records import Event, Invalid, RawRecord
 from tests.fixtures import fixture_bytes
 from tests.unit.rawrecords import raw_record
-from tests.unit.strategies import JSON_VALUES
+from tests.unit.strategies import JSON_VALUES, normalized_unless_dead_letter
 
 INVOICE_PAID = fixture_bytes("standard/invoice_paid.json")
 MSG_ID = "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W"
@@ -166,18 +166,10 @@ _HEADER = st.none() | st.binary(max_size=24) | st.sampled_from([b"acme", b"17958
 _KEY = st.none() | st.binary(max_size=24)
 
 
-def _outcome(raw: RawRecord) -> Normalized | Invalid:
-    try:
-        return normalize(raw)
-    except Invalid as invalid:
-        return invalid
-
-
 def assert_only_normalized_or_invalid(raw: RawRecord) -> None:
     """Either one event fit to publish, or a dead letter with one of our reasons; never anything else."""
-    outcome = _outcome(raw)
-    if isinstance(outcome, Invalid):
-        assert outcome.reason in REASONS
+    outcome = normalized_unless_dead_letter(raw, REASONS)
+    if outcome is None:
         return
     (event,) = outcome.events
     assert outcome.pings == 0

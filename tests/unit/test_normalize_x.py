@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 
 from processor import cloudevents
 from processor.normalize import normalize
-from processor.records import Event, Invalid, Normalized
+from processor.records import Event, Invalid
 from tests.fixtures import fixture_bytes
 from tests.unit.rawrecords import raw_record
-from tests.unit.strategies import JSON_VALUES
+from tests.unit.strategies import JSON_VALUES, normalized_unless_dead_letter
 
 POST = fixture_bytes("x/filtered_stream_post.json")
 TWEETS = fixture_bytes("x/account_activity_tweet_create.json")
@@ -296,18 +296,10 @@ _X_SHAPED = st.fixed_dictionaries(
 )
 
 
-def _outcome(body: bytes) -> Normalized | Invalid:
-    try:
-        return normalize(raw_record("x", body))
-    except Invalid as invalid:
-        return invalid
-
-
 def assert_only_normalized_or_invalid(body: bytes) -> None:
     """Either events fit to publish, or a dead letter with one of our reasons; never anything else."""
-    outcome = _outcome(body)
-    if isinstance(outcome, Invalid):
-        assert outcome.reason in REASONS
+    outcome = normalized_unless_dead_letter(raw_record("x", body), REASONS)
+    if outcome is None:
         return
     assert outcome.events
     assert outcome.pings == 0
