@@ -297,7 +297,7 @@ class DedupStage(ConsumerRebalanceListener):  # type: ignore[misc]
         producer = batch.partition.producer
         assert producer is not None
         try:
-            await self._ensure_topics(producer, {o.topic for o in batch.outputs})
+            await self._ensure_topics({o.topic for o in batch.outputs})
             await producer.begin_transaction()
             try:
                 await asyncio.gather(*(ack for ack, _ in await send(producer, batch.outputs + batch.state)))
@@ -330,7 +330,7 @@ class DedupStage(ConsumerRebalanceListener):  # type: ignore[misc]
         assert self._consumer is not None
         outputs = [output for batch in batches for output in batch.outputs]
         try:
-            await self._ensure_topics(self._producer, {o.topic for o in outputs})
+            await self._ensure_topics({o.topic for o in outputs})
             await send_all(self._producer, outputs)
             await send_all(self._producer, [output for batch in batches for output in batch.state])
             for batch in batches:
@@ -349,16 +349,11 @@ class DedupStage(ConsumerRebalanceListener):  # type: ignore[misc]
             batch.partition.seen.add(event_id, batch.now_ms)
         self._count_published(batch.fresh.values(), batch.now_ms)
 
-    async def _ensure_topics(
-        self, producer: AIOKafkaProducer | DurableProducer | None, topics: set[str]
-    ) -> None:
-        """Create missing output topics, and wait until the producer knows their leaders: a transaction
-        cannot add a partition the producer has no metadata for."""
+    async def _ensure_topics(self, topics: set[str]) -> None:
+        """Create missing output topics (routes create them on first use). `send` then waits for their
+        metadata before it hands the producer any batch, which a transaction needs."""
         assert self._admin is not None
-        assert producer is not None
         await self._admin.ensure(topic_spec(self._settings, name) for name in topics)
-        for topic in topics:
-            await producer.partitions_for(topic)
 
     async def _start_over(self, batch: Batch) -> None:
         """exactly_once: start the partition over from its last commit, with a new producer (which aborts
