@@ -92,7 +92,7 @@ class DiskSeenIds:
         self._path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = Rdict(str(path), options=Options(raw_mode=True))
-        self._count = sum(1 for _ in self._keys(_ID))
+        self._count = 0  # of ids since `take_over`, which counts what it keeps
 
     def __len__(self) -> int:
         return self._count
@@ -132,6 +132,7 @@ class DiskSeenIds:
             return None
         del self._db[_HANDED_OVER]  # owned again: a crash from now on must not look like a hand-over
         self._db.flush()
+        self._count = sum(1 for _ in self._keys(_ID))
         return int.from_bytes(mark)
 
     def clear(self) -> None:
