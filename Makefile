@@ -32,7 +32,7 @@ lint: $(INSTALLED)
 	$(BIN)/mypy
 
 bench: $(INSTALLED)
-	scripts/with-kafka $(BIN)/python -m bench $(BENCH_ARGS)
+	scripts/with-kafka $(BIN)/python -m bench --peers $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .run

@@ -1,9 +1,10 @@
 """`make bench`: every figure of SPEC §6 beside its baseline, measured in one run on this machine.
 
-    python -m bench [--quick] [--out bench/results/latest.json] [--profile DIR]
+    python -m bench [--quick] [--peers] [--out bench/results/latest.json] [--profile DIR]
 
 Prints a table and writes the JSON. `--quick` runs everything briefly: CI uses it to check that the
-benchmark still works, never to judge speed (these machines are shared and noisy: compare ratios).
+benchmark still works, never to judge speed (these machines are shared and noisy: compare ratios, and
+CPU per record, which does not depend on the neighbours). `--peers` adds the Kafka Streams peer.
 """
 
 from __future__ import annotations
@@ -32,24 +33,27 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="short runs: checks the benchmark works")
     parser.add_argument("--out", type=Path, default=Path("bench/results/latest.json"))
     parser.add_argument(
+        "--peers", action="store_true", help="also measure the Kafka Streams peer (bench/peers/kstreams)"
+    )
+    parser.add_argument(
         "--profile", type=Path, metavar="DIR", help="write py-spy flame graphs of what is measured to DIR"
     )
     args = parser.parse_args()
     # aiokafka warns while a topic created a moment ago has no leader yet: expected here, not news.
     logging.getLogger("aiokafka").setLevel(logging.ERROR)
-    results = asyncio.run(measured(quick=args.quick, profiler=Profiler(args.profile)))
+    results = asyncio.run(measured(quick=args.quick, peers=args.peers, profiler=Profiler(args.profile)))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print_table(results)
     print(f"\nwritten to {args.out}")
 
 
-async def measured(*, quick: bool, profiler: Profiler) -> dict[str, object]:
+async def measured(*, quick: bool, peers: bool, profiler: Profiler) -> dict[str, object]:
     """Every figure; the topics the run created are deleted afterwards, so that repeated runs do not
     pile partitions up on a developer's broker (and slow it down)."""
     bootstrap = os.environ.get("HOOKSTREAM_KAFKA_BOOTSTRAP", "localhost:9092")
     try:
-        return await run(bootstrap, quick=quick, profiler=profiler)
+        return await run(bootstrap, quick=quick, peers=peers, profiler=profiler)
     finally:
         admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
         await admin.start()
@@ -61,7 +65,7 @@ async def measured(*, quick: bool, profiler: Profiler) -> dict[str, object]:
             await admin.close()
 
 
-async def run(bootstrap: str, *, quick: bool, profiler: Profiler) -> dict[str, object]:
+async def run(bootstrap: str, *, quick: bool, peers: bool, profiler: Profiler) -> dict[str, object]:
     stamp = f"bench-{os.getpid()}-{int(time.time())}"
     env = {**os.environ, "HOOKSTREAM_KAFKA_BOOTSTRAP": bootstrap, "HOOKSTREAM_LOG_LEVEL": "WARNING"}
     http_seconds, records, e2e_seconds, warmup_seconds = (2, 2000, 2, 1) if quick else (10, 30_000, 10, 3)
@@ -73,7 +77,7 @@ async def run(bootstrap: str, *, quick: bool, profiler: Profiler) -> dict[str, o
         "null", {**env, "HOOKSTREAM_NAMESPACE": f"{stamp}-http"}, 18181, http_seconds, CONNECTIONS, profiler
     )
     eps = await processor.measure(
-        bootstrap, records, duplicates_share=0.1, guarantee="at_least_once", profiler=profiler
+        bootstrap, records, duplicates_share=0.1, profiler=profiler, peers=peers, two_workers=not quick
     )
     latency = await e2e.measure(
         {**env, "HOOKSTREAM_NAMESPACE": f"{stamp}-e2e"},
@@ -84,20 +88,20 @@ async def run(bootstrap: str, *, quick: bool, profiler: Profiler) -> dict[str, o
         warmup_seconds,
         profiler,
     )
-    return {
+    figures: dict[str, object] = {
         "receiver_rps": round(kafka_http.rps),
         "receiver_p99_ms": round(kafka_http.p99_ms, 2),
         "receiver_non_2xx": kafka_http.non_2xx,
+        "receiver_cpu_us_per_request": round(kafka_http.cpu_us_per_request, 1),
         "baseline_http_rps": round(plain_http.rps),
         "baseline_http_p99_ms": round(plain_http.p99_ms, 2),
-        "processor_eps": round(eps["processor_eps"]),
-        "baseline_kafka_eps": round(eps["baseline_kafka_eps"]),
-        "e2e_p50_ms": round(latency["e2e_p50_ms"], 2),
-        "e2e_p99_ms": round(latency["e2e_p99_ms"], 2),
-        "ratios": {
-            "receiver_vs_http": round(kafka_http.rps / plain_http.rps, 3),
-            "processor_vs_kafka": round(eps["processor_eps"] / eps["baseline_kafka_eps"], 3),
-        },
+        "baseline_http_cpu_us_per_request": round(plain_http.cpu_us_per_request, 1),
+        **{name: _rounded(value) for name, value in eps.items()},
+        **{name: round(value, 3 if "share" in name else 2) for name, value in latency.items()},
+    }
+    return {
+        **figures,
+        "ratios": ratios(figures),
         "machine": {
             "cores": os.cpu_count(),
             "python": platform.python_version(),
@@ -105,39 +109,83 @@ async def run(bootstrap: str, *, quick: bool, profiler: Profiler) -> dict[str, o
         },
         "settings": {
             "quick": quick,
+            "peers": peers,
             "http_connections": CONNECTIONS,
             "http_seconds": http_seconds,
             "processor_records": records,
             "processor_duplicates_share": 0.1,
-            "processor_guarantee": "at_least_once",
             "e2e_rate_per_s": E2E_RATE,
             "e2e_seconds": e2e_seconds,
             "e2e_warmup_seconds": warmup_seconds,
             "kafka": KAFKA_VERSION,
             "payloads": "the senders' example payloads, about 1 KB",
+            "cpu": "user+system seconds of the whole process, all threads, over the measured span",
         },
     }
+
+
+def _rounded(value: float | str) -> float | str:
+    return value if isinstance(value, str) else round(value, 1) if value < 1000 else round(value)
+
+
+RATIOS = {  # name: (numerator, denominator)
+    "receiver_vs_http": ("receiver_rps", "baseline_http_rps"),
+    "processor_vs_kafka": ("processor_eps", "baseline_kafka_eps"),
+    "cpu_vs_kstreams": ("processor_cpu_us_per_record", "kstreams_cpu_us_per_record"),
+    "eos_cpu_vs_kstreams_eos": ("processor_eos_cpu_us_per_record", "kstreams_eos_cpu_us_per_record"),
+    "processor_vs_kstreams": ("processor_eps", "kstreams_eps"),
+    "eos_vs_kstreams_eos": ("processor_eos_eps", "kstreams_eos_eps"),
+    "two_workers_vs_kstreams": ("processor_two_workers_eps", "kstreams_eps"),
+}
+
+
+def ratios(figures: dict[str, object]) -> dict[str, float]:
+    """Every ratio whose two figures this run measured."""
+    return {
+        name: round(top / bottom, 3)
+        for name, (a, b) in RATIOS.items()
+        if isinstance(top := figures.get(a), int | float)
+        and isinstance(bottom := figures.get(b), int | float)
+    }
+
+
+NOTES = {
+    "receiver_rps": "{receiver_vs_http:.2f} x baseline_http_rps",
+    "receiver_p99_ms": "baseline p99 {baseline_http_p99_ms} ms, 64 clients",
+    "receiver_cpu_us_per_request": "baseline {baseline_http_cpu_us_per_request} us",
+    "baseline_http_rps": "same app, sink answers at once",
+    "processor_eps": "{processor_vs_kafka:.2f} x baseline_kafka_eps, one worker, at_least_once",
+    "processor_cpu_us_per_record": "{cpu_vs_kstreams:.2f} x kstreams_cpu_us_per_record",
+    "processor_eos_eps": "{eos_vs_kstreams_eos:.2f} x kstreams_eos_eps, one worker, exactly_once",
+    "processor_eos_cpu_us_per_record": "{eos_cpu_vs_kstreams_eos:.2f} x kstreams_eos_cpu_us_per_record",
+    "processor_two_workers_eps": "{two_workers_vs_kstreams:.2f} x kstreams_eps, two workers together",
+    "processor_two_workers_cpu_us_per_record": "two workers, at_least_once",
+    "baseline_kafka_eps": "aiokafka consume -> orjson -> produce",
+    "kstreams_eps": "Kafka Streams 4.1.1, one stream thread, at_least_once",
+    "kstreams_cpu_us_per_record": "Kafka Streams, all JVM threads",
+    "kstreams_eos_eps": "Kafka Streams, exactly_once_v2",
+    "kstreams_eos_cpu_us_per_record": "Kafka Streams, exactly_once_v2",
+    "kstreams_error": "the peer did not run",
+    "e2e_p50_ms": f"at {E2E_RATE} events/s",
+    "e2e_p99_ms": f"at {E2E_RATE} events/s",
+    "e2e_cpu_share_receivers": f"of one core at {E2E_RATE} events/s",
+    "e2e_cpu_share_worker": f"of one core at {E2E_RATE} events/s",
+    "e2e_cpu_share_load": "the load generator and latency collector",
+    "e2e_cpu_share_broker": "the local broker (shared with anything else using it)",
+}
 
 
 def print_table(results: dict[str, object]) -> None:
     ratios = results["ratios"]
     assert isinstance(ratios, dict)
-    rows = [
-        ("receiver_rps", results["receiver_rps"], f"{ratios['receiver_vs_http']:.2f} x baseline_http_rps"),
-        ("receiver_p99_ms", results["receiver_p99_ms"], f"baseline p99 {results['baseline_http_p99_ms']} ms"),
-        ("baseline_http_rps", results["baseline_http_rps"], "same app, sink answers at once"),
-        (
-            "processor_eps",
-            results["processor_eps"],
-            f"{ratios['processor_vs_kafka']:.2f} x baseline_kafka_eps",
-        ),
-        ("baseline_kafka_eps", results["baseline_kafka_eps"], "aiokafka consume -> orjson -> produce"),
-        ("e2e_p50_ms", results["e2e_p50_ms"], f"at {E2E_RATE} events/s"),
-        ("e2e_p99_ms", results["e2e_p99_ms"], f"at {E2E_RATE} events/s"),
-    ]
-    print(f"\n{'figure':<20} {'value':>10}  note")
-    for name, value, note in rows:
-        print(f"{name:<20} {value!s:>10}  {note}")
+    print(f"\n{'figure':<40} {'value':>10}  note")
+    for name, note in NOTES.items():
+        if name in results:
+            try:
+                text = note.format(**ratios, **results)
+            except KeyError:  # a ratio whose other figure this run did not measure
+                text = ""
+            print(f"{name:<40} {results[name]!s:>10}  {text}")
 
 
 if __name__ == "__main__":

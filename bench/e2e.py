@@ -4,6 +4,7 @@ the real receivers and one worker."""
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 import time
@@ -13,10 +14,12 @@ import aiohttp
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from bench import meter
 from bench.payloads import payload
 from bench.profile import Profiler
 from bench.receivers import TOKEN, wait_ready
 from hookstream.kafka import FETCH_MAX_WAIT_MS, core_topics, ensure_topics
+from hookstream.localkafka import LocalBroker
 from hookstream.settings import Settings
 from hookstream.topics import Topics
 
@@ -102,12 +105,21 @@ async def measure(
             # Warm-up at the same rate, not measured: new topics, connections, the broker's JIT.
             await at_rate(10**6, rate * warmup_seconds)
             receivers, worker = services
+            processes = {"receivers": receivers.pid, "worker": worker.pid, "load": os.getpid()}
+            if broker := LocalBroker.for_settings(settings).pid():
+                processes["broker"] = broker
             async with (
                 profiler.attached("receivers-e2e", receivers.pid),
                 profiler.attached("worker-e2e", worker.pid),
             ):
+                before = {name: meter.sample([pid], 0) for name, pid in processes.items()}
                 measured = await at_rate(10**7, rate * seconds)
-        return {"e2e_p50_ms": percentile(measured, 0.5), "e2e_p99_ms": percentile(measured, 0.99)}
+                after = {name: meter.sample([pid], 0) for name, pid in processes.items()}
+        return {
+            "e2e_p50_ms": percentile(measured, 0.5),
+            "e2e_p99_ms": percentile(measured, 0.99),
+            **{f"e2e_cpu_share_{name}": meter.share(before[name], after[name]) for name in processes},
+        }
     finally:
         await consumer.stop()
         for service in services:

@@ -20,12 +20,13 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
+from bench import meter
 from bench.payloads import raw_records
+from bench.peers import kstreams
 from bench.profile import Profiler
 from hookstream.kafka import core_topics, ensure_topics, topic_spec
 from hookstream.settings import Settings
 from hookstream.topics import Topics
-from tests.integration.harness import read_all
 
 HOOKSTREAM = Path(sys.executable).with_name("hookstream")
 OUTCOMES = (
@@ -82,15 +83,7 @@ async def baseline_eps(settings: Settings, topics: list[str], count: int) -> flo
     finally:
         await consumer.stop()
         await producer.stop()
-    return count / await output_seconds(settings, out)
-
-
-async def output_seconds(settings: Settings, topic: str) -> float:
-    """From the first record written to `topic` to the last, by their timestamps."""
-    stamps: list[int] = [record.timestamp for record in await read_all(settings.kafka_bootstrap, topic)]
-    if len(stamps) < 2 or max(stamps) == min(stamps):
-        raise RuntimeError(f"{topic}: {len(stamps)} records within one millisecond, not a measurement")
-    return (max(stamps) - min(stamps)) / 1000
+    return count / await meter.output_seconds(settings.kafka_bootstrap, out)
 
 
 async def _outcomes(port: int) -> float:
@@ -110,52 +103,89 @@ async def _outcomes(port: int) -> float:
     )
 
 
-async def worker_eps(settings: Settings, count: int, env: dict[str, str], profiler: Profiler) -> float:
-    """One `hookstream worker` over `count` loaded raw records: raw records per second, timed on the
-    firehose once every record has its outcome (published, duplicate, dead letter or ping)."""
-    port = int(env["HOOKSTREAM_WORKER_PORT"])
-    process = await asyncio.create_subprocess_exec(
-        str(HOOKSTREAM), "worker", env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+async def workers_run(
+    settings: Settings, count: int, env: dict[str, str], profiler: Profiler, workers: int = 1
+) -> meter.Throughput:
+    """`workers` times `hookstream worker` over `count` loaded raw records, timed on the firehose once every
+    record has its outcome (published, duplicate, dead letter or ping)."""
+    ports = [int(env["HOOKSTREAM_WORKER_PORT"]) + n for n in range(workers)]
+    processes = [
+        await asyncio.create_subprocess_exec(
+            str(HOOKSTREAM),
+            "worker",
+            env={**env, "HOOKSTREAM_WORKER_PORT": str(port)},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for port in ports
+    ]
+    pids = [process.pid for process in processes]
+    first: meter.Sample | None = None
     try:
-        async with profiler.attached("worker-throughput", process.pid):
-            while await _outcomes(port) < count:
-                if process.returncode is not None:
-                    raise RuntimeError("the worker exited")
+        async with profiler.attached(f"worker-{settings.processing_guarantee}-x{workers}", pids[0]):
+            while (done := sum([await _outcomes(port) for port in ports])) < count:
+                if any(process.returncode is not None for process in processes):
+                    raise RuntimeError("a worker exited")
+                if first is None and done > 0:
+                    first = meter.sample(pids, done)
                 await asyncio.sleep(0.05)
+            last = meter.sample(pids, done)
     finally:
-        process.terminate()
-        await asyncio.wait_for(process.wait(), 30)
-    return count / await output_seconds(settings, Topics(settings.namespace).events)
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            await asyncio.wait_for(process.wait(), 30)
+    eps = count / await meter.output_seconds(settings.kafka_bootstrap, Topics(settings.namespace).events)
+    return meter.Throughput(eps, meter.us_per_unit(first or meter.Sample(0.0, 0.0, 0.0), last))
 
 
 async def measure(
-    bootstrap: str, count: int, duplicates_share: float, guarantee: str, profiler: Profiler
-) -> dict[str, float]:
-    namespace = f"bench-{os.getpid()}-{int(time.time())}"
-    env = {
-        **os.environ,
-        "HOOKSTREAM_KAFKA_BOOTSTRAP": bootstrap,
-        "HOOKSTREAM_NAMESPACE": namespace,
-        "HOOKSTREAM_WORKER_PORT": "16066",
-        "HOOKSTREAM_PROCESSING_GUARANTEE": guarantee,
-        "HOOKSTREAM_LOG_LEVEL": "WARNING",
-    }
-    settings = Settings.from_env(env)
-    topics = await load(settings, count, duplicates_share)
-    baseline = await baseline_eps(settings, topics, count)
-    processor = await worker_eps(settings, count, env, profiler)
-    return {"processor_eps": processor, "baseline_kafka_eps": baseline}
+    bootstrap: str,
+    count: int,
+    duplicates_share: float,
+    profiler: Profiler,
+    *,
+    peers: bool = False,
+    two_workers: bool = False,
+) -> dict[str, float | str]:
+    """processor_eps and its CPU per record under both guarantees, the plain aiokafka baseline, and
+    (`peers`) the Kafka Streams peer over the same raw records; (`two_workers`) two workers together."""
+    stamp = f"bench-{os.getpid()}-{int(time.time())}"
+    results: dict[str, float | str] = {}
+    for name, guarantee, workers in (
+        ("processor", "at_least_once", 1),
+        ("processor_eos", "exactly_once", 1),
+        *([("processor_two_workers", "at_least_once", 2)] if two_workers else []),
+    ):
+        env = {
+            **os.environ,
+            "HOOKSTREAM_KAFKA_BOOTSTRAP": bootstrap,
+            "HOOKSTREAM_NAMESPACE": f"{stamp}-{name.replace('_', '-')}",
+            "HOOKSTREAM_WORKER_PORT": "16066",
+            "HOOKSTREAM_PROCESSING_GUARANTEE": guarantee,
+            "HOOKSTREAM_LOG_LEVEL": "WARNING",
+        }
+        settings = Settings.from_env(env)
+        topics = await load(settings, count, duplicates_share)
+        if name == "processor":
+            results["baseline_kafka_eps"] = await baseline_eps(settings, topics, count)
+        run = await workers_run(settings, count, env, profiler, workers)
+        results[f"{name}_eps"] = run.eps
+        results[f"{name}_cpu_us_per_record"] = run.cpu_us_per_record
+        if peers and name == "processor":
+            results.update(await kstreams.measure_both(settings, topics, count))
+    return results
 
 
 if __name__ == "__main__":
-    result = asyncio.run(
-        measure(
-            os.environ.get("HOOKSTREAM_KAFKA_BOOTSTRAP", "localhost:9092"),
-            20_000,
-            0.1,
-            sys.argv[1] if len(sys.argv) > 1 else "at_least_once",
-            Profiler(None),
+    print(
+        asyncio.run(
+            measure(
+                os.environ.get("HOOKSTREAM_KAFKA_BOOTSTRAP", "localhost:9092"),
+                int(sys.argv[1]) if len(sys.argv) > 1 else 20_000,
+                0.1,
+                Profiler(None),
+                peers="--peers" in sys.argv,
+            )
         )
     )
-    print(result, f"ratio {result['processor_eps'] / result['baseline_kafka_eps']:.2f}")

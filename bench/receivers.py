@@ -5,6 +5,7 @@ once (the HTTP baseline)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import re
 import shutil
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import aiohttp
 
+from bench import meter
 from bench.profile import Profiler
 from tests.fixtures import FIXTURES
 
@@ -38,6 +40,8 @@ class HttpResult:
     p50_ms: float
     p99_ms: float
     non_2xx: int
+    requests: int
+    cpu_us_per_request: float = 0.0  # the server process's, all threads
 
 
 def wrk_binary() -> str:
@@ -66,7 +70,10 @@ def parse_wrk(output: str) -> HttpResult:
     if not float(rps.group(1)) or re.search(r"Socket errors:", output):
         raise RuntimeError(f"wrk saw no answers or socket errors, not a measurement:\n{output}")
     non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
-    return HttpResult(float(rps.group(1)), ms("50"), ms("99"), int(non_2xx.group(1)) if non_2xx else 0)
+    requests = re.search(r"(\d+) requests in", output)
+    assert requests, output
+    non_2xx_count = int(non_2xx.group(1)) if non_2xx else 0
+    return HttpResult(float(rps.group(1)), ms("50"), ms("99"), non_2xx_count, int(requests.group(1)))
 
 
 async def wait_ready(url: str) -> None:
@@ -118,9 +125,12 @@ async def measure_server(
         run = [wrk, "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", WRK_TIMEOUT, "--latency"]
         run += ["-s", script.name, url]
         async with profiler.attached(f"receivers-{sink}-sink", server.pid):
+            before = meter.sample([server.pid], 0)
             done = await asyncio.to_thread(subprocess.run, run, capture_output=True, text=True, check=True)
+            result = parse_wrk(done.stdout)
+            after = meter.sample([server.pid], result.requests)
         await asyncio.to_thread(Path(script.name).unlink)
-        return parse_wrk(done.stdout)
+        return dataclasses.replace(result, cpu_us_per_request=meter.us_per_unit(before, after))
     finally:
         server.terminate()
         await server.wait()

@@ -11,11 +11,17 @@ from pathlib import Path
 FIGURES = (
     "receiver_rps",
     "receiver_p99_ms",
+    "receiver_cpu_us_per_request",
     "baseline_http_rps",
     "processor_eps",
+    "processor_cpu_us_per_record",
+    "processor_eos_eps",
+    "processor_eos_cpu_us_per_record",
     "baseline_kafka_eps",
     "e2e_p50_ms",
     "e2e_p99_ms",
+    "e2e_cpu_share_receivers",
+    "e2e_cpu_share_worker",
 )
 
 

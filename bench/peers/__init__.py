@@ -1,0 +1,1 @@
+"""Peers: the same job written with other tools, measured beside hookstream in the same run."""
