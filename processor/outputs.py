@@ -71,14 +71,12 @@ async def send(producer: BatchProducer, outputs: Sequence[Output]) -> list[Sent]
     (13-15 against 7 µs a record, measured), and a worker writes three records per event."""
     partitions: dict[str, list[int]] = {}
     groups: dict[tuple[str, int], list[Output]] = {}
+    hashed: dict[tuple[bytes, int], int] = {}  # an event's outputs share its key: one murmur2 for all
     for output in outputs:
         if output.topic not in partitions:
             partitions[output.topic] = sorted(await producer.partitions_for(output.topic))
         every = partitions[output.topic]
-        partition = (
-            output.partition if output.partition is not None else _PARTITIONER(output.key, every, every)
-        )
-        groups.setdefault((output.topic, partition), []).append(output)
+        groups.setdefault((output.topic, _partition(output, every, hashed)), []).append(output)
     sent: list[Sent] = []
     for (topic, partition), group in groups.items():
         batch, members = producer.create_batch(), list[Output]()
@@ -90,6 +88,19 @@ async def send(producer: BatchProducer, outputs: Sequence[Output]) -> list[Sent]
             members.append(output)
         sent.append((await producer.send_batch(batch, topic, partition=partition), members))
     return sent
+
+
+def _partition(output: Output, every: list[int], hashed: dict[tuple[bytes, int], int]) -> int:
+    """Where `output` goes: its own partition, else by key as Kafka's partitioner does (every topic's
+    partitions are 0..n-1, so one key's partition depends only on n)."""
+    if output.partition is not None:
+        return output.partition
+    if output.key is None:
+        return int(_PARTITIONER(None, every, every))
+    memo = (output.key, len(every))
+    if memo not in hashed:
+        hashed[memo] = _PARTITIONER(output.key, every, every)
+    return hashed[memo]
 
 
 def _append(batch: Any, output: Output) -> bool:

@@ -6,6 +6,7 @@ exception): a provider's malformed time falls back to the receive time, it does 
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime, timedelta
 
 _END_MS = 253_402_300_800_000  # 10000-01-01T00:00:00Z: the first instant datetime cannot hold
@@ -13,8 +14,14 @@ _MAX_DIGITS = 20  # far more than any epoch time in range; keeps int() away from
 
 
 def from_epoch_ms(epoch_ms: int) -> str:
-    moment = datetime.fromtimestamp(epoch_ms / 1000, tz=UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{epoch_ms % 1000:03d}Z"
+    return f"{_second(epoch_ms // 1000)}{epoch_ms % 1000:03d}Z"
+
+
+@functools.lru_cache(maxsize=1024)
+def _second(epoch_s: int) -> str:
+    """The text of one second, reused: every event carries the time it was received, and the events of
+    a batch arrived within a few seconds (strftime was 2% of the worker's CPU)."""
+    return datetime.fromtimestamp(epoch_s, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.")
 
 
 def from_epoch_s(epoch_s: int) -> str:
