@@ -5,6 +5,7 @@ nothing may be published twice. Each test prints what was sent, acknowledged, pu
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 import signal
 import time
@@ -32,10 +33,13 @@ RATE_PER_S = 250
 
 
 class Sender:
-    """Posts distinct forum events at a steady rate and remembers what each answer was."""
+    """Posts distinct forum events at a steady rate and remembers what each answer was: `total` of them,
+    and more until `until` is set, if given (load that lasts as long as the test needs it)."""
 
-    def __init__(self, url: str, total: int, rate: float = RATE_PER_S) -> None:
-        self.url, self.total, self.rate = url, total, rate
+    def __init__(
+        self, url: str, total: int, rate: float = RATE_PER_S, until: asyncio.Event | None = None
+    ) -> None:
+        self.url, self.total, self.rate, self.until = url, total, rate, until
         self.acked: set[int] = set()
         self.answers: list[tuple[float, int]] = []  # (monotonic time of the answer, status)
 
@@ -43,7 +47,10 @@ class Sender:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
             pending: set[asyncio.Task[None]] = set()
             started = time.monotonic()
-            for n in range(self.total):
+            for n in itertools.count():
+                if n >= self.total and (self.until is None or self.until.is_set()):
+                    self.total = n
+                    break
                 await asyncio.sleep(max(0.0, started + n / self.rate - time.monotonic()))  # pacing, not sync
                 task = asyncio.create_task(self._post(session, n))
                 pending.add(task)
@@ -120,7 +127,8 @@ async def test_scaling_out_and_in_under_load_loses_and_doubles_nothing(
     stack.env["HOOKSTREAM_WEBSITETOOLBOX_TOKEN"] = FORUM_TOKEN
     receivers = await stack.receivers()
     first = await stack.worker()
-    sender = Sender(f"{receivers.url}/webhooks/websitetoolbox/{FORUM_TOKEN}", total=3000)
+    scaled_in = asyncio.Event()  # a fast worker can finish a fixed load before a second one has joined
+    sender = Sender(f"{receivers.url}/webhooks/websitetoolbox/{FORUM_TOKEN}", total=3000, until=scaled_in)
     sending = asyncio.create_task(sender.run())
 
     async def third() -> bool:
@@ -134,6 +142,7 @@ async def test_scaling_out_and_in_under_load_loses_and_doubles_nothing(
 
     await when(both_busy, "the second worker to take partitions")
     assert await first.stopped(signal.SIGTERM) == 0
+    scaled_in.set()
     await sending
     published = await published_ids(bootstrap, namespace)
     report("scale 1 -> 2 -> 1, at_least_once", sender, published)
@@ -149,7 +158,8 @@ async def test_a_20s_broker_outage_under_load_is_503s_then_recovery_with_nothing
     stack.env.update({"HOOKSTREAM_WEBSITETOOLBOX_TOKEN": FORUM_TOKEN, "HOOKSTREAM_ACK_TIMEOUT_MS": "1000"})
     receivers = await stack.receivers()
     worker = await stack.worker()
-    sender = Sender(f"{receivers.url}/webhooks/websitetoolbox/{FORUM_TOKEN}", total=2500, rate=50)
+    back = asyncio.Event()  # a broker slow to restart on a busy machine must not outlast a fixed load
+    sender = Sender(f"{receivers.url}/webhooks/websitetoolbox/{FORUM_TOKEN}", total=2500, rate=50, until=back)
     sending = asyncio.create_task(sender.run())
 
     async def warmed() -> bool:
@@ -161,6 +171,12 @@ async def test_a_20s_broker_outage_under_load_is_503s_then_recovery_with_nothing
     await asyncio.sleep(20)  # the outage under test
     down_until = time.monotonic()
     assert (await asyncio.to_thread(run_cli, "kafka", "start", env=own_broker)).returncode == 0
+
+    async def accepting_again() -> bool:
+        return any(status == 200 and at > down_until for at, status in sender.answers)
+
+    await when(accepting_again, "the receivers to accept deliveries again")
+    back.set()
     await sending
 
     during = [status for at, status in sender.answers if down_from + 1.5 < at < down_until]
