@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-from hookstream import localkafka, logs
+from hookstream import localkafka, logs, xcli
 from hookstream.errors import HookstreamError
 from hookstream.kafka import TopicAdmin, core_topics
 from hookstream.settings import Settings
@@ -54,6 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     dlq.add_argument(
         "action", choices=("redrive",), help="redrive: send dead letters the current code accepts back"
     )
+    xcli.register(commands)
     return parser
 
 
@@ -89,6 +90,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.command in ("demo", "replay", "dlq"):
         return _tools(args, settings)
+    if args.command == "x":
+        return xcli.run(args, settings)
     if args.command == "kafka":
         logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # probing a stopped broker is expected
         if args.action == "start":

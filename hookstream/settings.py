@@ -80,6 +80,8 @@ class Settings:
     hootsuite_refresh_token: Secret | None = None
     hootsuite_poll_interval_s: float = 30.0
     poller_port: int = 6067
+    x_api_url: str = "https://api.x.com"  # `hookstream x …` (SPEC §9)
+    x_bearer_token: Secret | None = None  # X's app-only bearer token, for `hookstream x …` only
     stall_timeout_s: float = 120.0
     log_level: str = "INFO"
     cache_dir: Path = field(default_factory=lambda: Path.home() / ".cache" / "hookstream")
@@ -143,6 +145,8 @@ class Settings:
             ),
             stall_timeout_s=env.get("HOOKSTREAM_STALL_TIMEOUT", default.stall_timeout_s, _duration),
             poller_port=env.get("HOOKSTREAM_POLLER_PORT", default.poller_port, _int(0, 65535)),
+            x_api_url=env.get("HOOKSTREAM_X_API_URL", default.x_api_url, _http_url),
+            x_bearer_token=env.get("HOOKSTREAM_X_BEARER_TOKEN", None, _bearer_token),
             log_level=env.get("HOOKSTREAM_LOG_LEVEL", default.log_level, _log_level),
             cache_dir=env.get("HOOKSTREAM_CACHE_DIR", default.cache_dir, Path),
         )
@@ -224,6 +228,13 @@ def _secrets(min_length: int) -> Callable[[str], tuple[Secret, ...]]:
         return tuple(Secret(value) for value in values)
 
     return parse
+
+
+def _bearer_token(raw: str) -> Secret:
+    """One header-safe word: catches a pasted `Bearer …` or a line break before X answers 401."""
+    if not re.fullmatch(r"[\x21-\x7e]+", raw):
+        raise ValueError("expected the token alone: printable ASCII without spaces (no 'Bearer ' prefix)")
+    return Secret(raw)
 
 
 def _token(raw: str) -> Secret:
