@@ -131,11 +131,15 @@ def link_params(query: str) -> dict[str, str]:
     return params
 
 
-def rule_text(rule: Rule | RuleSpec, topics: Topics) -> str:
-    """A rule and where its posts go: the tag topic (as cleaned for a topic name), or only the firehose."""
-    where = f"→ {topics.for_tag(rule.tag)}" if rule.tag and topic_safe(rule.tag) else "→ no tag topic"
+def rule_text(rule: Rule | RuleSpec, topics: Topics | None = None) -> str:
+    """A rule, and with `topics` where its posts go: the tag's topic (the tag as cleaned for a topic
+    name), or no topic of its own (the firehose and the post type's topic only)."""
     ident = f" (rule {rule.id})" if isinstance(rule, Rule) and rule.id else ""
-    return f"{rule.value!r} tag {rule.tag or '-'}{ident} {where}"
+    text = f"{rule.value!r} {f'tag {rule.tag}' if rule.tag else 'without a tag'}{ident}"
+    if topics is None:
+        return text
+    safe = rule.tag and topic_safe(rule.tag)
+    return f"{text} → {topics.for_tag(rule.tag) if rule.tag and safe else 'no tag topic'}"
 
 
 # -- the CRC check --
@@ -258,7 +262,7 @@ async def _rules(api: XApi, desired: Desired, report: Report) -> None:
         replaced = {rule.id for rule, _ in plan.replaced}
         for rule in plan.delete:
             why = "replaced" if rule.id in replaced else "not in the file"
-            report.change("rules", f"- deleted {rule_text(rule, desired.topics)} ({why})", answer)
+            report.change("rules", f"- deleted {rule_text(rule)} ({why})", answer)
     if plan.add:
         added = await api.add_rules(plan.add)
         for rule in added.created:

@@ -14,6 +14,7 @@ import itertools
 import secrets
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -80,6 +81,7 @@ class FakeX:
     limited_until: int = 0  # epoch seconds; every request before it is answered 429
     _limit_next_s: int = 0
     crc_checks: list[bool] = field(default_factory=list)  # outcome of every CRC X ran
+    clock: Callable[[], float] = time.time  # what "now" is for the rate limit (a test may move it)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1_000_000_000_000_000_001))
     _session: aiohttp.ClientSession | None = None
 
@@ -152,17 +154,17 @@ class FakeX:
     async def _gate(self, request: web.Request, handler: Any) -> web.StreamResponse:
         """Auth, then the rate limit, as X checks them; rate-limit headers on every answer."""
         if self._limit_next_s:
-            self.limited_until, self._limit_next_s = int(time.time()) + self._limit_next_s, 0
+            self.limited_until, self._limit_next_s = int(self.clock()) + self._limit_next_s, 0
         if request.headers.get("Authorization") != f"Bearer {self.bearer}":
             response: web.StreamResponse = problem(401, "Unauthorized", "Unauthorized")
-        elif time.time() < self.limited_until:
+        elif self.clock() < self.limited_until:
             response = problem(429, "Too Many Requests", "Too Many Requests")
         else:
             response = await handler(request)
             if request.method != "GET" and response.status < 300:
                 self.writes.append(f"{request.method} {request.path}")
         limited = response.status == 429
-        reset = self.limited_until if limited else int(time.time()) + 900
+        reset = self.limited_until if limited else int(self.clock()) + 900
         response.headers["x-rate-limit-limit"] = str(WINDOW_LIMIT)
         response.headers["x-rate-limit-remaining"] = "0" if limited else str(WINDOW_LIMIT - 1)
         response.headers["x-rate-limit-reset"] = str(reset)
