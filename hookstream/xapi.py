@@ -73,17 +73,9 @@ class XApiError(Exception):
 
 
 @dataclass(frozen=True, slots=True)
-class RateLimit:
-    limit: int | None = None
-    remaining: int | None = None
-    reset: int | None = None  # Unix epoch seconds
-
-
-@dataclass(frozen=True, slots=True)
 class Answer:
     status: int
     body: Json
-    rate: RateLimit = RateLimit()
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,14 +128,10 @@ class Link:
 # -- reading X's answers (pure) --
 
 
-def rate_limit(headers: Mapping[str, str]) -> RateLimit:
-    def number(name: str) -> int | None:
-        value = headers.get(name, "").strip()
-        return int(value) if value.isdigit() else None
-
-    return RateLimit(
-        number("x-rate-limit-limit"), number("x-rate-limit-remaining"), number("x-rate-limit-reset")
-    )
+def rate_limit_reset(headers: Mapping[str, str]) -> int | None:
+    """`x-rate-limit-reset`: when the window ends, in Unix epoch seconds."""
+    value = headers.get("x-rate-limit-reset", "").strip()
+    return int(value) if value.isdigit() else None
 
 
 def reasons(errors: object) -> tuple[str, ...]:
@@ -282,27 +270,27 @@ class XApi:
         for this call), any other status of 400 and above raises XApiError."""
         waited = 0.0
         while True:
-            status, parsed, text, rate = await self._send(method, path, params, body)
+            status, parsed, text, reset = await self._send(method, path, params, body)
             if status == 429:
-                waited += await self._wait_out(method, path, problem(status, parsed, text), rate, waited)
+                waited += await self._wait_out(method, path, problem(status, parsed, text), reset, waited)
                 continue
             if status >= 400:
                 raise XApiError(problem(status, parsed, text), parsed)
             if not isinstance(parsed, dict):
                 snippet = " ".join(text.split())[:TEXT_LIMIT]
                 raise XApiError(Problem(status, f"X answered {status} with no JSON object", snippet))
-            return Answer(status, parsed, rate)
+            return Answer(status, parsed)
 
     async def _send(
         self, method: str, path: str, params: Mapping[str, str] | None, body: Json | None
-    ) -> tuple[int, object, str, RateLimit]:
+    ) -> tuple[int, object, str, int | None]:
         data = orjson.dumps(body) if body is not None else None
         try:
             async with self.session.request(
                 method, self.base_url + path, params=params, data=data, headers=self._headers(body)
             ) as response:
                 text = await response.text(errors="replace")
-                return response.status, _json_or_none(text), text, rate_limit(response.headers)
+                return response.status, _json_or_none(text), text, rate_limit_reset(response.headers)
         except (aiohttp.ClientError, TimeoutError) as exc:
             reason = str(exc) or type(exc).__name__
             raise XApiError(
@@ -314,17 +302,17 @@ class XApi:
         return headers | ({"Content-Type": "application/json"} if body is not None else {})
 
     async def _wait_out(
-        self, method: str, path: str, limited: Problem, rate: RateLimit, waited: float
+        self, method: str, path: str, limited: Problem, reset: int | None, waited: float
     ) -> float:
         if limited.type.endswith(USAGE_CAPPED):
             raise XApiError(limited)
         now = self.clock()
-        wait = max(rate.reset - now, 0.0) + RESET_MARGIN_S if rate.reset is not None else NO_RESET_WAIT_S
+        wait = max(reset - now, 0.0) + RESET_MARGIN_S if reset is not None else NO_RESET_WAIT_S
         until = datetime.fromtimestamp(now + wait, UTC).strftime("%H:%M:%S UTC")
         if waited + wait > self.max_wait_s:
             note = f"rate limited on {method} {path} until {until}, longer than --max-wait allows"
             raise XApiError(Problem(429, limited.title, note, limited.type, limited.reasons))
-        source = "x-rate-limit-reset" if rate.reset is not None else "no x-rate-limit-reset given"
+        source = "x-rate-limit-reset" if reset is not None else "no x-rate-limit-reset given"
         self.notify(f"X rate limit on {method} {path}: waiting {wait:.0f} s until {until} ({source})")
         await self.sleep(wait)
         return wait

@@ -67,9 +67,7 @@ def register(commands: Groups) -> None:
     )
 
 
-def _rules(
-    groups: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
-) -> None:
+def _rules(groups: Groups, common: argparse.ArgumentParser) -> None:
     rules = groups.add_parser("rules", help="filtered-stream rules (their tags name the x.tag topics)")
     actions = rules.add_subparsers(dest="x_action", required=True, metavar="ACTION")
     actions.add_parser("list", parents=[common], help="every rule")
@@ -93,9 +91,7 @@ def _webhooks(groups: Groups, common: argparse.ArgumentParser) -> None:
         actions.add_parser(action, parents=[common], help=text).add_argument("webhook_id", metavar="ID")
 
 
-def _stream(
-    groups: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
-) -> None:
+def _stream(groups: Groups, common: argparse.ArgumentParser) -> None:
     stream = groups.add_parser("stream", help="links of the filtered stream to webhooks")
     actions = stream.add_subparsers(dest="x_action", required=True, metavar="ACTION")
     actions.add_parser("links", parents=[common], help="the webhooks the filtered stream is linked to")

@@ -14,12 +14,11 @@ from typing import Any
 
 import orjson
 import pytest
-from aiohttp import web
 
 from hookstream.topics import Topics
 from tests.fake_x import BEARER, FakeX
-from tests.integration.harness import Service, Stack, read_topic
-from tests.support import X_SECRET, free_port, run_cli
+from tests.integration.harness import Service, Stack, read_topic, serving
+from tests.support import X_SECRET, run_cli
 
 SAMPLE_RULES = Path(__file__).resolve().parents[2] / "deploy" / "x-rules.toml"
 
@@ -47,12 +46,8 @@ async def _ready(receivers: Service, worker: Service) -> None:
 @pytest.fixture
 async def x_api() -> AsyncIterator[tuple[FakeX, str]]:
     fake = FakeX(consumer_secret=X_SECRET)
-    runner = web.AppRunner(fake.app(), access_log=None)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    yield fake, f"http://127.0.0.1:{port}"
-    await runner.cleanup()
+    async with serving(fake.app()) as url:
+        yield fake, url
 
 
 @pytest.fixture
