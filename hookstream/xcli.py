@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import re
 from typing import TypeAlias
+from urllib.parse import urlsplit
 
 from hookstream.settings import Settings
 
@@ -32,6 +33,14 @@ def max_wait(text: str) -> float:
     return int(match.group(1)) * _WAIT_SECONDS[match.group(2)]
 
 
+def url(text: str) -> str:
+    """A webhook URL: absolute http(s). Whether X will take it is a warning, not a usage error."""
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise argparse.ArgumentTypeError(f"expected a URL such as https://<host>/webhooks/x, got {text!r}")
+    return text
+
+
 def register(commands: Groups) -> None:
     """Add `x` and its subcommands to the `hookstream` parser."""
     common = argparse.ArgumentParser(add_help=False)
@@ -52,11 +61,13 @@ def register(commands: Groups) -> None:
     crc = groups.add_parser(
         "crc-check", parents=[common], help="answer a CRC challenge at URL and check it the way X will"
     )
-    crc.add_argument("url", metavar="URL")
+    crc.add_argument("url", metavar="URL", type=url)
     setup = groups.add_parser(
         "setup", parents=[common], help="make X match a rules file: rules, webhook for URL, stream link"
     )
-    setup.add_argument("--url", required=True, help="the public webhook URL, https://<host>/webhooks/x")
+    setup.add_argument(
+        "--url", required=True, type=url, help="the public webhook URL, https://<host>/webhooks/x"
+    )
     setup.add_argument("--rules", required=True, help="TOML file of [[rule]] tables (value, tag)")
     setup.add_argument("--prune", action="store_true", help="delete X's rules the file does not list")
     setup.add_argument(
@@ -84,9 +95,8 @@ def _webhooks(groups: Groups, common: argparse.ArgumentParser) -> None:
     webhooks = groups.add_parser("webhooks", help="the app's webhooks")
     actions = webhooks.add_subparsers(dest="x_action", required=True, metavar="ACTION")
     actions.add_parser("list", parents=[common], help="every webhook, valid or not")
-    actions.add_parser("create", parents=[common], help="register URL (X runs its CRC at once)").add_argument(
-        "url", metavar="URL"
-    )
+    create = actions.add_parser("create", parents=[common], help="register URL (X runs its CRC at once)")
+    create.add_argument("url", metavar="URL", type=url)
     for action, text in (("validate", "ask X to run the CRC again"), ("delete", "delete a webhook")):
         actions.add_parser(action, parents=[common], help=text).add_argument("webhook_id", metavar="ID")
 

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 import orjson
@@ -118,6 +118,21 @@ def url_warnings(url: str) -> list[str]:
     if len(url) > URL_LIMIT:
         found.append(f"X refuses webhook URLs over {URL_LIMIT} characters; this one has {len(url)}")
     return found
+
+
+def same_url(ours: str, theirs: str) -> bool:
+    """Whether X's webhook is the one for our URL, however X writes it back (case of scheme and host,
+    a trailing slash)."""
+
+    def canonical(url: str) -> tuple[str, str, str]:
+        parts = urlsplit(url)
+        return (
+            parts.scheme.lower(),
+            parts.netloc.lower(),
+            urlunsplit(("", "", parts.path.rstrip("/"), parts.query, "")),
+        )
+
+    return canonical(ours) == canonical(theirs)
 
 
 def link_params(query: str) -> dict[str, str]:
@@ -274,7 +289,7 @@ async def _rules(api: XApi, desired: Desired, report: Report) -> None:
 
 async def _webhook(api: XApi, url: str, report: Report) -> Webhook:
     hooks, _ = await api.webhooks()
-    hook = next((hook for hook in hooks if hook.url == url), None)
+    hook = next((hook for hook in hooks if same_url(url, hook.url)), None)
     if hook is None:
         hook, answer = await api.create_webhook(url)
         report.change("webhook", f"+ created {hook.id} for {url} (X's CRC passed)", answer)

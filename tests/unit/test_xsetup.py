@@ -18,6 +18,7 @@ from hookstream.xsetup import (
     load_rules,
     plan_rules,
     rule_text,
+    same_url,
     url_warnings,
 )
 
@@ -138,3 +139,9 @@ def test_a_crc_answer_is_judged_as_x_judges_it(
     ok, reason = crc_verdict(status, location, body, EXPECTED)
     assert ok == (verdict == "answered 200 with the right response_token")
     assert reason.startswith(verdict) or verdict in reason
+
+
+def test_xs_webhook_is_recognised_however_x_writes_the_url_back() -> None:
+    assert same_url("https://Hooks.Example.com/webhooks/x", "https://hooks.example.com/webhooks/x/")
+    assert not same_url("https://hooks.example.com/webhooks/x", "https://hooks.example.com/webhooks/x2")
+    assert not same_url("https://hooks.example.com/webhooks/x", "http://hooks.example.com/webhooks/x")
