@@ -146,11 +146,15 @@ def link_params(query: str) -> dict[str, str]:
     return params
 
 
+def tag_text(tag: str | None) -> str:
+    return f"tag {tag}" if tag else "without a tag"
+
+
 def rule_text(rule: Rule | RuleSpec, topics: Topics | None = None) -> str:
     """A rule, and with `topics` where its posts go: the tag's topic (the tag as cleaned for a topic
     name), or no topic of its own (the firehose and the post type's topic only)."""
     ident = f" (rule {rule.id})" if isinstance(rule, Rule) and rule.id else ""
-    text = f"{rule.value!r} {f'tag {rule.tag}' if rule.tag else 'without a tag'}{ident}"
+    text = f"{rule.value!r} {tag_text(rule.tag)}{ident}"
     if topics is None:
         return text
     safe = rule.tag and topic_safe(rule.tag)
@@ -262,8 +266,8 @@ async def _rules(api: XApi, desired: Desired, report: Report) -> None:
     plan = plan_rules(desired.rules, await api.rules(), prune=desired.prune)
     if plan.conflicts:
         lines = [
-            f"{rule.value!r}: X has it with tag {rule.tag or '-'} (rule {rule.id}), "
-            f"{desired.rules_file} says tag {spec.tag or '-'}"
+            f"{rule.value!r}: X has it {tag_text(rule.tag)} (rule {rule.id}), "
+            f"{desired.rules_file} says {tag_text(spec.tag)}"
             for rule, spec in plan.conflicts
         ]
         raise SetupStopped(
