@@ -26,7 +26,7 @@ import orjson
 from hookstream.demo import x_crc_answer
 from hookstream.errors import HookstreamError
 from hookstream.settings import Secret
-from hookstream.topics import Topics, topic_safe
+from hookstream.topics import Topics, Unroutable
 from hookstream.xapi import LINK_PARAMS, Json, Rule, RuleSpec, Webhook, XApi
 
 CRC_TIMEOUT_S = 10.0  # X's own limit is not published (3 s in its legacy docs); past 10 s is broken anyway
@@ -151,14 +151,18 @@ def tag_text(tag: str | None) -> str:
 
 
 def rule_text(rule: Rule | RuleSpec, topics: Topics | None = None) -> str:
-    """A rule, and with `topics` where its posts go: the tag's topic (the tag as cleaned for a topic
-    name), or no topic of its own (the firehose and the post type's topic only)."""
+    """A rule, and with `topics` where its posts go: its tag's topic, or none of their own (the firehose
+    and `x.post.matched` only) for a rule without a tag or with one that can be no topic name."""
     ident = f" (rule {rule.id})" if isinstance(rule, Rule) and rule.id else ""
     text = f"{rule.value!r} {tag_text(rule.tag)}{ident}"
     if topics is None:
         return text
-    safe = rule.tag and topic_safe(rule.tag)
-    return f"{text} → {topics.for_tag(rule.tag) if rule.tag and safe else 'no tag topic'}"
+    topic = topics.for_tag(rule.tag) if rule.tag else None
+    if topic is None:
+        return f"{text} → no tag topic"
+    if isinstance(topic, Unroutable):
+        return f"{text} → no tag topic ({topic.value})"
+    return f"{text} → {topic}"
 
 
 # -- the CRC check --

@@ -106,7 +106,8 @@ def test_a_rule_says_where_its_posts_go() -> None:
         "'kafka' tag api posts (rule 9) → hookstream.x.tag.apiposts"
     )
     assert rule_text(RuleSpec("kafka"), topics) == "'kafka' without a tag → no tag topic"
-    assert rule_text(RuleSpec("kafka", "!!!"), topics) == "'kafka' tag !!! → no tag topic"
+    assert rule_text(RuleSpec("kafka", "!!!"), topics) == "'kafka' tag !!! → no tag topic (empty)"
+    assert rule_text(RuleSpec("kafka", "t" * 300), topics).endswith("→ no tag topic (too_long)")
 
 
 EXPECTED = x_crc_answer("secret", "token")
