@@ -146,15 +146,15 @@ def link_params(query: str) -> dict[str, str]:
     return params
 
 
-def tag_text(tag: str | None) -> str:
-    return f"tag {tag}" if tag else "without a tag"
+def _tag_text(tag: str | None) -> str:
+    return f"tag {tag}" if tag else "no tag"
 
 
 def rule_text(rule: Rule | RuleSpec, topics: Topics | None = None) -> str:
     """A rule, and with `topics` where its posts go: its tag's topic, or none of their own (the firehose
     and `x.post.matched` only) for a rule without a tag or with one that can be no topic name."""
     ident = f" (rule {rule.id})" if isinstance(rule, Rule) and rule.id else ""
-    text = f"{rule.value!r} {tag_text(rule.tag)}{ident}"
+    text = f"{rule.value!r} {f'tag {rule.tag}' if rule.tag else 'without a tag'}{ident}"
     if topics is None:
         return text
     topic = topics.for_tag(rule.tag) if rule.tag else None
@@ -270,8 +270,8 @@ async def _rules(api: XApi, desired: Desired, report: Report) -> None:
     plan = plan_rules(desired.rules, await api.rules(), prune=desired.prune)
     if plan.conflicts:
         lines = [
-            f"{rule.value!r}: X has it {tag_text(rule.tag)} (rule {rule.id}), "
-            f"{desired.rules_file} says {tag_text(spec.tag)}"
+            f"{rule.value!r}: X has it with {_tag_text(rule.tag)} (rule {rule.id}), "
+            f"{desired.rules_file} says {_tag_text(spec.tag)}"
             for rule, spec in plan.conflicts
         ]
         raise SetupStopped(
