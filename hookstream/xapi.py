@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+import urllib.request
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
@@ -246,6 +248,16 @@ def validated(body: Json) -> bool:
 # -- talking to X --
 
 
+def env_proxy(url: str) -> str | None:
+    """The proxy `HTTPS_PROXY`/`HTTP_PROXY` name for `url`, unless `NO_PROXY` exempts its host. Taken
+    from the standard library rather than aiohttp's `trust_env`, which would also read ~/.netrc and then
+    refuse our Authorization header."""
+    parts = urlsplit(url)
+    if urllib.request.proxy_bypass(parts.hostname or ""):
+        return None
+    return urllib.request.getproxies().get(parts.scheme)
+
+
 Notify = Callable[[str], None]
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -262,6 +274,7 @@ class XApi:
     max_wait_s: float = 900.0
     sleep: Sleep = asyncio.sleep
     clock: Callable[[], float] = time.time
+    proxy: str | None = None
 
     async def call(
         self, method: str, path: str, *, params: Mapping[str, str] | None = None, body: Json | None = None
@@ -287,7 +300,12 @@ class XApi:
         data = orjson.dumps(body) if body is not None else None
         try:
             async with self.session.request(
-                method, self.base_url + path, params=params, data=data, headers=self._headers(body)
+                method,
+                self.base_url + path,
+                params=params,
+                data=data,
+                headers=self._headers(body),
+                proxy=self.proxy,
             ) as response:
                 text = await response.text(errors="replace")
                 return response.status, _json_or_none(text), text, rate_limit_reset(response.headers)

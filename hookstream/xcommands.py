@@ -23,7 +23,7 @@ import orjson
 from hookstream.errors import HookstreamError, SettingsError
 from hookstream.settings import Secret, Settings
 from hookstream.topics import Topics
-from hookstream.xapi import Json, RuleSpec, XApi, XApiError
+from hookstream.xapi import Json, RuleSpec, XApi, XApiError, env_proxy
 from hookstream.xcli import LINK_FLAGS
 from hookstream.xsetup import (
     Desired,
@@ -95,13 +95,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 async def _run(args: argparse.Namespace, settings: Settings, out: Output) -> int:
     async with aiohttp.ClientSession(
         timeout=aiohttp.ClientTimeout(total=API_TIMEOUT_S),
-        trust_env=True,  # HTTPS_PROXY / NO_PROXY, as operators behind a proxy expect
         headers={"User-Agent": USER_AGENT},
     ) as session:
         if args.x_group == "crc-check":
             return await _crc_check(session, args.url, settings, out)
         token = _bearer(settings, args, out)
-        api = XApi(session, settings.x_api_url, token, out.note, max_wait_s=args.max_wait)
+        proxy = env_proxy(settings.x_api_url)  # HTTPS_PROXY / NO_PROXY, as behind a company's proxy
+        api = XApi(session, settings.x_api_url, token, out.note, max_wait_s=args.max_wait, proxy=proxy)
         handler = HANDLERS[args.x_group if args.x_group == "setup" else f"{args.x_group} {args.x_action}"]
         return await handler(Context(api, out, settings, args))
 

@@ -27,7 +27,7 @@ from hookstream.demo import x_crc_answer
 from hookstream.errors import HookstreamError
 from hookstream.settings import Secret
 from hookstream.topics import Topics, Unroutable
-from hookstream.xapi import LINK_PARAMS, Json, Rule, RuleSpec, Webhook, XApi
+from hookstream.xapi import LINK_PARAMS, Json, Rule, RuleSpec, Webhook, XApi, env_proxy
 
 CRC_TIMEOUT_S = 10.0  # X's own limit is not published (3 s in its legacy docs); past 10 s is broken anyway
 CRC_SLOW_S = 3.0
@@ -212,6 +212,7 @@ async def crc_check(session: aiohttp.ClientSession, url: str, secret: Secret) ->
             url,
             params={"crc_token": token},
             allow_redirects=False,
+            proxy=env_proxy(url),
             timeout=aiohttp.ClientTimeout(total=CRC_TIMEOUT_S),
         ) as response:
             status, location, body = response.status, response.headers.get("Location"), await response.read()

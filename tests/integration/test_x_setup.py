@@ -239,6 +239,7 @@ async def test_every_x_command_prints_json_that_parses(
     webhook_id = (await answer("webhooks", "create", hook_url))["data"]["id"]
     assert (await answer("webhooks", "list"))["data"][0]["id"] == webhook_id
     assert (await answer("webhooks", "validate", webhook_id))["data"]["valid"] is True
+    assert fake.crc_checks == [True, True]  # X's own CRC against the receivers, on create and validate
     assert (await answer("stream", "link", webhook_id, "--expansions", "author_id"))["data"][
         "provisioned"
     ] is True

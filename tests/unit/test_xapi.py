@@ -21,6 +21,7 @@ from hookstream.xapi import (
     Webhook,
     XApi,
     XApiError,
+    env_proxy,
     links,
     problem,
     rate_limit_reset,
@@ -208,7 +209,9 @@ async def client(
     url: str, waits: Waits, *, token: str = BEARER, max_wait_s: float = 900
 ) -> tuple[XApi, aiohttp.ClientSession]:
     session = aiohttp.ClientSession()
-    api = XApi(session, url, Secret(token), waits.said.append, max_wait_s, waits.sleep, waits.clock)
+    api = XApi(
+        session, url, Secret(token), waits.said.append, max_wait_s, sleep=waits.sleep, clock=waits.clock
+    )
     return api, session
 
 
@@ -296,3 +299,16 @@ async def test_a_usage_cap_is_not_waited_for() -> None:
     await server.close()
     assert capped_error.value.problem.title == "UsageCapExceeded"
     assert waits.taken == []
+
+
+def test_the_proxy_comes_from_the_environment_unless_no_proxy_exempts_the_host(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("https_proxy", "http_proxy", "no_proxy", "all_proxy", "ALL_PROXY", "HTTP_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    assert env_proxy("https://api.x.com") is None
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.corp:3128")
+    monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1,.internal")
+    assert env_proxy("https://api.x.com") == "http://proxy.corp:3128"
+    assert env_proxy("https://hooks.internal/webhooks/x") is None
+    assert env_proxy("http://127.0.0.1:8080/webhooks/x") is None
