@@ -104,6 +104,7 @@ async def test_setup_from_nothing_delivers_a_matching_post_to_its_tag_topic_and_
     assert (webhook["url"], webhook["valid"]) == (hook_url, True)
     assert fake.links == {webhook_id: ["expansions=author_id", "user.fields=username", "name"]}
     assert fake.crc_checks == [True]
+    assert "warning: X refuses webhook URLs with a port" in first.stderr  # said, then sent anyway
     assert "+ added 'from:XDevelopers -is:retweet' tag api-posts" in first.stdout
     assert f"→ {stack.namespace}.x.tag.api-posts" in first.stdout
     assert f"+ created {webhook_id}" in first.stdout
