@@ -67,6 +67,27 @@ def _matches(value: str, post: dict[str, Any]) -> bool:
     return True
 
 
+def _refusal(value: str, by_value: dict[str, str]) -> dict[str, Any] | None:
+    """Why X would not create a rule: its value is taken (DuplicateRule, by value whatever the tag), or it
+    has only negated terms (one of X's invalid-rule reasons); None when X would create it."""
+    if value in by_value:
+        return {
+            "value": value,
+            "id": by_value[value],
+            "title": "DuplicateRule",
+            "type": PROBLEMS + "duplicate-rules",
+        }
+    if all(term.startswith("-") for term in value.split()):
+        details = ["Rules must contain a non-negation term (at position 1)"]
+        return {
+            "value": value,
+            "details": details,
+            "title": "UnprocessableEntity",
+            "type": PROBLEMS + "invalid-rules",
+        }
+    return None
+
+
 @dataclass
 class FakeX:
     consumer_secret: str
@@ -218,46 +239,19 @@ class FakeX:
         errors: list[dict[str, Any]] = []
         by_value = {rule["value"]: rule["id"] for rule in self.rules.values()}
         for rule in wanted:
-            value = rule["value"]
-            if value in by_value:
-                errors.append(
-                    {
-                        "value": value,
-                        "id": by_value[value],
-                        "title": "DuplicateRule",
-                        "type": PROBLEMS + "duplicate-rules",
-                    }
-                )
-            elif all(term.startswith("-") for term in value.split()):
-                details = ["Rules must contain a non-negation term (at position 1)"]
-                errors.append(
-                    {
-                        "value": value,
-                        "details": details,
-                        "title": "UnprocessableEntity",
-                        "type": PROBLEMS + "invalid-rules",
-                    }
-                )
-            else:
-                new = (
-                    {"value": value}
-                    | ({"tag": rule["tag"]} if rule.get("tag") else {})
-                    | {"id": str(next(self._ids))}
-                )
-                by_value[value] = new["id"]
-                created.append(new)
+            refused = _refusal(rule["value"], by_value)
+            if refused:
+                errors.append(refused)
+                continue
+            new = {"value": rule["value"]} | ({"tag": rule["tag"]} if rule.get("tag") else {})
+            new["id"] = by_value[rule["value"]] = str(next(self._ids))
+            created.append(new)
         if not dry_run:
             self.rules.update({rule["id"]: rule for rule in created})
-        summary = {
-            "created": len(created),
-            "not_created": len(errors),
-            "valid": len(created),
-            "invalid": len(errors),
-        }
-        answer: dict[str, Any] = ({"data": created} if created else {}) | {
-            "meta": {"sent": _now(), "summary": summary}
-        }
-        answer |= {"errors": errors} if errors else {}
+        counts = {"created": len(created), "not_created": len(errors)}
+        summary = counts | {"valid": len(created), "invalid": len(errors)}
+        answer: dict[str, Any] = {"data": created} if created else {}
+        answer |= {"meta": {"sent": _now(), "summary": summary}} | ({"errors": errors} if errors else {})
         return web.json_response(answer, status=201 if created and not dry_run else 200)
 
     def _delete_rules(self, ids: list[str]) -> web.Response:
