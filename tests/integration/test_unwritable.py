@@ -42,6 +42,7 @@ from tests.support import (
 )
 
 GUARANTEES = ["at_least_once", "exactly_once"]
+CANARY_EVERY = 1000  # raw records between the canaries of every raw partition
 OUTCOMES = (
     "hookstream_events_published_total",
     "hookstream_duplicates_total",
@@ -219,7 +220,7 @@ async def test_fuzzed_raw_records_of_every_sender_lose_nothing_and_stop_nothing(
     records: list[tuple[str, bytes, dict[str, bytes], int | None]] = []
     canaries: set[str] = set()
     for n, delivery in enumerate(mutator.deliveries(total, int(time.time() * 1000))):
-        if n % (total // 2) == 0 or n == total - 1:
+        if n % CANARY_EVERY == 0 or n == total - 1:
             for source in ("websitetoolbox", "x", "hootsuite", "standard"):
                 for partition in range(partitions):
                     value, headers, event_id = canary(source, len(canaries))
