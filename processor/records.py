@@ -46,15 +46,8 @@ class RawRecord:
         """When the receiver took the request; the record's timestamp if that header is unreadable or
         outside the years a timestamp holds (a record not written by our receivers may say anything)."""
         value = self.header(H.RECEIVED_AT)
-        if (
-            value is not None
-            and value.isascii()
-            and value.isdigit()
-            and len(value) <= 15
-            and in_range_ms(int(value))
-        ):
-            return int(value)
-        return self.timestamp_ms
+        readable = value is not None and value.isascii() and value.isdigit() and len(value) <= 15
+        return int(value) if readable and value and in_range_ms(int(value)) else self.timestamp_ms
 
     @property
     def origin(self) -> str:
