@@ -30,6 +30,7 @@ _FILE_NAME = re.compile(r"(?P<name>.+)\.v(?P<version>[0-9]+)\.json")
 # What a field's values may be; a change to any of these is a retyping (descriptions may change freely).
 _VALUE_KEYWORDS = ("type", "const", "enum", "pattern", "format", "not", "minLength", "propertyNames")
 _ALTERNATIVES = ("anyOf", "oneOf", "allOf")
+_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml's: 4x faster, the same text
 
 
 def expected_files(schemas: Sequence[DataSchema]) -> dict[str, bytes]:
@@ -37,9 +38,8 @@ def expected_files(schemas: Sequence[DataSchema]) -> dict[str, bytes]:
     files = {f"{asyncapi.SCHEMAS_DIR}/{schema.file_name}": _json(schema.document()) for schema in schemas}
     files[f"{asyncapi.SCHEMAS_DIR}/{ENVELOPE_FILE}"] = _json(cloudevent_schema())
     document = asyncapi.document(schemas, metadata.version("hookstream"))
-    files[ASYNCAPI_FILE] = (
-        _GENERATED + yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=110)
-    ).encode()
+    text = yaml.dump(document, Dumper=_DUMPER, sort_keys=False, allow_unicode=True, width=110)
+    files[ASYNCAPI_FILE] = (_GENERATED + text).encode()
     return files
 
 
