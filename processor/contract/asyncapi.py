@@ -31,43 +31,17 @@ _DESCRIPTION = (
     "HOOKSTREAM_REPLICATION_FACTOR. The `<ns>.internal.*` topics are hookstream's own state, not part of "
     "the contract."
 )
-_HEADERS = {
-    "eventHeaders": {
-        "type": "object",
-        "required": ["content-type"],
-        "properties": {"content-type": {"const": CONTENT_TYPE}},
-    },
-    "rawHeaders": raw_headers_schema(),
-    "deadLetterHeaders": dead_letter_headers_schema(),
+_EVENT_HEADERS = {
+    "type": "object",
+    "required": ["content-type"],
+    "properties": {"content-type": {"const": CONTENT_TYPE}},
 }
 _RAW_CONTENT_TYPES = {"hootsuite": "application/x-www-form-urlencoded or application/json"}
 
 
 def document(schemas: Sequence[DataSchema], version: str) -> JSON:
     """The AsyncAPI document for these data schemas; `version` is hookstream's own."""
-    settings = Settings()
-    topics = Topics(settings.namespace)
-    sized = {spec.name: spec for spec in core_topics(settings)}
-    channels: JSON = {}
-    for source in SOURCES:
-        channels[f"raw.{source}"] = _channel(
-            topics.raw(source), sized[topics.raw(source)], {"raw": _ref(f"raw.{source}")}
-        )
-    events = {schema.name: _ref(schema.name) for schema in schemas}
-    channels["events"] = _channel(topics.events, sized[topics.events], events)
-    for schema in schemas:
-        address = _templated(topics.for_type, schema.event_type)
-        channels[schema.name] = _channel(
-            address, topic_spec(settings, address), {"event": _ref(schema.name)}, schema.parameters
-        )
-    tag = {"tag": "an X filtered-stream rule tag, reduced to [a-zA-Z0-9._-]"}
-    channels["x.tag"] = _channel(
-        _templated(topics.for_tag, "{tag}"),
-        topic_spec(settings, topics.for_tag("t")),
-        {"event": _ref(_X_POST)},
-        tag,
-    )
-    channels["dlq"] = _channel(topics.dlq, sized[topics.dlq], {"deadLetter": _ref("dead-letter")})
+    channels = _channels(schemas, Settings())
     return {
         "asyncapi": VERSION,
         "info": {
@@ -89,10 +63,40 @@ def document(schemas: Sequence[DataSchema], version: str) -> JSON:
                 **{f"raw.{source}": _raw_message(source) for source in SOURCES},
                 "dead-letter": _dead_letter_message(),
             },
-            "schemas": _HEADERS,
+            "schemas": {
+                "eventHeaders": _EVENT_HEADERS,
+                "rawHeaders": raw_headers_schema(),
+                "deadLetterHeaders": dead_letter_headers_schema(),
+            },
             "securitySchemes": _security_schemes(),
         },
     }
+
+
+def _channels(schemas: Sequence[DataSchema], settings: Settings) -> JSON:
+    """Every topic, named and sized as `hookstream topics` and the worker create them."""
+    topics = Topics(settings.namespace)
+    sized = {spec.name: spec for spec in core_topics(settings)}
+    channels: JSON = {
+        f"raw.{source}": _channel(
+            topics.raw(source), sized[topics.raw(source)], {"raw": _ref(f"raw.{source}")}
+        )
+        for source in SOURCES
+    }
+    events = {schema.name: _ref(schema.name) for schema in schemas}
+    channels["events"] = _channel(topics.events, sized[topics.events], events)
+    for schema in schemas:
+        address = _templated(topics.for_type, schema.event_type)
+        channels[schema.name] = _channel(
+            address, topic_spec(settings, address), {"event": _ref(schema.name)}, schema.parameters
+        )
+    tag = {"tag": "an X filtered-stream rule tag, reduced to [a-zA-Z0-9._-]"}
+    tag_address = _templated(topics.for_tag, "{tag}")
+    channels["x.tag"] = _channel(
+        tag_address, topic_spec(settings, tag_address), {"event": _ref(_X_POST)}, tag
+    )
+    channels["dlq"] = _channel(topics.dlq, sized[topics.dlq], {"deadLetter": _ref("dead-letter")})
+    return channels
 
 
 def _templated(name_of: Callable[[str], str], template: str) -> str:

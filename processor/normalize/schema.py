@@ -60,7 +60,13 @@ class DataSchema:
     def document(self) -> JSON:
         """The JSON Schema 2020-12 document as it is published (its description is the schema's own)."""
         body = {key: value for key, value in self.body.items() if key != "description"}
-        return {"$schema": DIALECT, "$id": self.urn, "title": self.name, "description": self.description, **body}
+        return {
+            "$schema": DIALECT,
+            "$id": self.urn,
+            "title": self.name,
+            "description": self.description,
+            **body,
+        }
 
 
 def obj(description: str, properties: Mapping[str, JSON] | None = None, *required: str) -> JSON:

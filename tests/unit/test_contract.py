@@ -18,7 +18,7 @@ from jsonschema import Draft7Validator
 
 from hookstream import headers as H
 from hookstream import settings as hookstream_settings
-from hookstream.topics import SOURCES, Topics
+from hookstream.topics import Topics
 from processor import cloudevents
 from processor.metrics import ProcessorMetrics
 from processor.normalize import SCHEMAS, normalize
@@ -166,7 +166,7 @@ def test_asyncapi_yaml_is_a_valid_asyncapi_3_document() -> None:
     assert errors(validator, broken), "the official schema checks the Kafka bindings too"
 
 
-def test_asyncapi_yaml_has_every_topic_and_every_schema() -> None:
+def test_asyncapi_yaml_has_every_topic_every_schema_and_the_security_of_spec_7() -> None:
     document = asyncapi_document()
     addresses = {channel["address"] for channel in document["channels"].values()}
     assert {*TOPICS.all_raw, TOPICS.events, TOPICS.dlq, "hookstream.x.tag.{tag}"} <= addresses
@@ -174,14 +174,20 @@ def test_asyncapi_yaml_has_every_topic_and_every_schema() -> None:
     assert {"hookstream.websitetoolbox.{forumType}", "hookstream.{senderName}.{payloadType}"} <= addresses
     messages = document["components"]["messages"]
     for schema in SCHEMAS:
-        data = messages[schema.name]["payload"]["allOf"][1]["properties"]["data"]["$ref"]
-        assert (ROOT / data).is_file()
+        envelope, event = messages[schema.name]["payload"]["allOf"]
+        assert (ROOT / envelope["$ref"]).is_file()
+        assert (ROOT / event["properties"]["data"]["$ref"]).is_file()
+        assert event["properties"]["dataschema"] == {"const": schema.urn}
     assert set(document["channels"]["events"]["messages"]) == {schema.name for schema in SCHEMAS}
-    assert len(SOURCES) == 4
-    assert set(document["servers"]["production"]["security"][0]) == {"$ref"}
-    assert {s["type"] for s in document["components"]["securitySchemes"].values()} == {
-        "scramSha512",
-        "scramSha256",
-        "plain",
+    schemes = document["components"]["securitySchemes"]
+    production = [ref["$ref"].rsplit("/", 1)[1] for ref in document["servers"]["production"]["security"]]
+    assert sorted(schemes[name]["type"] for name in production) == [
         "X509",
-    }
+        "plain",
+        "scramSha256",
+        "scramSha512",
+    ]
+    assert (document["servers"]["local"]["protocol"], document["servers"]["production"]["protocol"]) == (
+        "kafka",
+        "kafka-secure",
+    )
