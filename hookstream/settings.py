@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Literal, TypeVar
 
 from hookstream.errors import SettingsError
+from hookstream.topics import RESERVED_LABELS, REVERSE_DNS_LABELS, SOURCES
 
 T = TypeVar("T")
 
@@ -24,6 +25,10 @@ MIN_TOKEN_LENGTH = 16
 _DURATION = re.compile(r"^\s*(\d+)\s*(ms|s|m|h|d|w)?\s*$")
 _DURATION_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+# A Standard sender's events are typed `<name>.<type>` and routed to `<ns>.<name>.<type>`: a name that is
+# one of our reserved labels, a reverse-DNS label `for_type` strips, or another source's name would put a
+# sender's events inside our raw or internal topics or another sender's (SPEC §7).
+RESERVED_SENDER_NAMES = RESERVED_LABELS | REVERSE_DNS_LABELS | frozenset(SOURCES)
 _NAMESPACE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{0,100}$")
 
 
@@ -243,6 +248,10 @@ def _standard_secrets(raw: str) -> dict[str, tuple[Secret, ...]]:
             raise ValueError("expected comma-separated name=whsec_… pairs")
         if not _NAME.match(name):
             raise ValueError(f"sender name {name!r} must be lowercase letters, digits, '_' or '-'")
+        if name in RESERVED_SENDER_NAMES:
+            raise ValueError(
+                f"sender name {name!r} is reserved: its event types would name hookstream's own topics"
+            )
         key = standard_secret_key(Secret(value))
         if len(key) < 16:
             raise ValueError(f"the secret of {name!r} is shorter than 16 bytes once decoded")

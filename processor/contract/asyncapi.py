@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from hookstream.kafka import TopicSpec, core_topics, topic_spec
 from hookstream.settings import Settings
-from hookstream.topics import SOURCES, Topics
+from hookstream.topics import SOURCES, Topics, Unroutable
 from processor.cloudevents import CONTENT_TYPE
 from processor.contract.envelope import ENVELOPE_FILE, dead_letter_headers_schema, raw_headers_schema
 from processor.normalize.schema import JSON, DataSchema
@@ -99,10 +99,12 @@ def _channels(schemas: Sequence[DataSchema], settings: Settings) -> JSON:
     return channels
 
 
-def _templated(name_of: Callable[[str], str], template: str) -> str:
+def _templated(name_of: Callable[[str], str | Unroutable], template: str) -> str:
     """A topic name with `{parameters}`: derived by the same function that names the real topics, with
     each parameter standing in as a plain word, then put back in braces."""
     address = name_of(_PARAMETER.sub(r"\1", template))
+    if isinstance(address, Unroutable):
+        raise ValueError(f"{template!r} can be no topic: {address}")  # a schema declared for no topic
     for parameter in _PARAMETER.findall(template):
         head, _, tail = address.rpartition(parameter)
         address = f"{head}{{{parameter}}}{tail}"

@@ -10,10 +10,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from processor.normalize.parsing import SCHEMA, field, identifier, json_object
+from processor.normalize.parsing import SCHEMA, event_time, field, identifier, json_object
 from processor.normalize.schema import JSON, DataSchema, obj, passed_through
 from processor.records import Event, Invalid, Normalized, RawRecord
-from processor.timefmt import from_epoch_ms, from_epoch_s
+from processor.timefmt import parse_epoch_s
 
 NAME = "websitetoolbox"
 SOURCE = "urn:hookstream:websitetoolbox"
@@ -49,7 +49,7 @@ def _data(kind: str | None, time_field: str | None = None) -> JSON:
     if kind:
         fields[f"{kind}Id"] = passed_through(f"the {kind}'s id; with the kind, the subject `{kind}/<id>`")
     if time_field:
-        fields[time_field] = passed_through("epoch seconds; when a positive integer, the event's `time`")
+        fields[time_field] = passed_through("epoch seconds: the event's `time` when an integer in range")
     return obj(
         "the forum event's `data`, as the forum sent it",
         {"object": obj("the forum's object (a user, topic, post, …) as the forum sent it", fields)},
@@ -114,7 +114,7 @@ def _subject(event_type: str, obj: dict[str, Any]) -> str | None:
 
 
 def _time(event_type: str, obj: dict[str, Any], raw: RawRecord) -> str:
+    """The object's own time where it has one within the years a timestamp can hold, else the receive
+    time (SPEC §2): a sender's number never fails the event."""
     seconds = obj.get(_EVENT_TIME_FIELD.get(event_type, ""))
-    if isinstance(seconds, int) and not isinstance(seconds, bool) and seconds > 0:
-        return from_epoch_s(seconds)
-    return from_epoch_ms(raw.received_at_ms)
+    return event_time(parse_epoch_s(seconds) if isinstance(seconds, int) else None, raw)

@@ -94,7 +94,7 @@ def _published(raw: RawRecord) -> list[tuple[str, bytes | None, bytes, dict[str,
     return [
         (output.topic, output.key, output.value, {name: value.decode() for name, value in output.headers})
         for keyed in pipeline.outputs_of(raw)
-        for output in published(keyed.key, keyed.value, keyed.headers)
+        for output in published(keyed)
     ]
 
 

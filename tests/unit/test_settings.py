@@ -72,6 +72,10 @@ def test_durations(name: str, value: str, expected: float) -> None:
         ("HOOKSTREAM_STANDARD_SECRETS", "acme"),
         ("HOOKSTREAM_STANDARD_SECRETS", "acme=whsec_not base64!"),
         ("HOOKSTREAM_STANDARD_SECRETS", "acme=whsec_c2hvcnQ="),
+        *(
+            ("HOOKSTREAM_STANDARD_SECRETS", f"{name}=whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+            for name in ("raw", "internal", "io", "com", "org", "net", "x", "websitetoolbox")
+        ),
         ("HOOKSTREAM_X_CONSUMER_SECRETS", "one,,two"),
         ("HOOKSTREAM_ROUTES", "/nonexistent/routes.yaml"),
         ("HOOKSTREAM_HOOTSUITE_API_URL", "platform.hootsuite.com"),
