@@ -9,6 +9,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 
 from hookstream.kafka import TopicSpec, core_topics, topic_spec
+from hookstream.refusals import UNWRITABLE
 from hookstream.settings import Settings
 from hookstream.topics import SOURCES, Topics, Unroutable
 from processor.cloudevents import CONTENT_TYPE
@@ -197,13 +198,19 @@ def _raw_message(source: str) -> JSON:
 def _dead_letter_message() -> JSON:
     return {
         "name": "dead-letter",
-        "summary": "A raw record that could not become events: value, key and headers unchanged, and why.",
+        "summary": "A raw record that could not become events, or an event Kafka refused for good, and why.",
+        "description": (
+            "Its value, key and headers are the raw record's, unchanged, plus the reason headers. With "
+            f"`hs-error: {UNWRITABLE}` it is instead an event that Kafka refused for good (too large, "
+            "invalid): the CloudEvent as it is, keyed by its subject, `content-type: "
+            f"{CONTENT_TYPE}`, `hs-origin` naming its internal record and its `hsraw` the raw one."
+        ),
         "contentType": "application/octet-stream",
         "headers": _schema_ref("deadLetterHeaders"),
-        "payload": {"type": "string", "description": "the raw record's value, unchanged"},
+        "payload": {"type": "string", "description": "the raw record's value (or the event), unchanged"},
         "bindings": {
             "kafka": {
-                "key": {"type": "string", "description": "the raw record's key"},
+                "key": {"type": "string", "description": "the raw record's key (or the event's subject)"},
                 "bindingVersion": BINDING,
             }
         },

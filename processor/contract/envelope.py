@@ -111,13 +111,13 @@ def dead_letter_headers_schema() -> JSON:
         | {
             H.ERROR: text(
                 "the reason code: `invalid_json`, `invalid_form`, `schema`, `missing_id`, "
-                "`unknown_source`, `normalizer_error`, …"
+                "`unknown_source`, `normalizer_error`, `unwritable`, …"
             ),
             H.ERROR_DETAIL: text("what was wrong, at most 500 ASCII characters"),
             H.ORIGIN: {
                 "type": "string",
                 "pattern": r"^.+/[0-9]+/[0-9]+$",
-                "description": "the raw record, `topic/partition/offset`",
+                "description": "the record it came from, `topic/partition/offset`",
             },
         },
         "patternProperties": {_KEPT_HEADER: {"description": "as on the raw record"}},

@@ -8,6 +8,7 @@ tests/data/asyncapi-specs.LICENSE.
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import orjson
@@ -22,7 +23,7 @@ from hookstream.topics import Topics
 from processor import cloudevents
 from processor.metrics import ProcessorMetrics
 from processor.normalize import SCHEMAS, normalize
-from processor.outputs import published
+from processor.outputs import published, unwritable
 from processor.pipeline import Pipeline
 from processor.records import RawRecord
 from processor.route import Routes
@@ -153,6 +154,20 @@ def test_a_dead_letter_of_a_record_no_receiver_wrote_is_still_documented() -> No
     )
     assert not dead_letter_headers_errors(headers)
     assert dead_letter_headers_errors({H.SOURCE: "x"}), "the reason headers are required"
+
+
+def test_the_dead_letter_of_an_event_kafka_refused_is_documented_too() -> None:
+    (keyed,) = Pipeline(hookstream_settings.Settings(), ProcessorMetrics(), Routes(TOPICS)).outputs_of(
+        fixture_record("websitetoolbox/user_created.json")
+    )
+    record = SimpleNamespace(
+        topic=TOPICS.keyed, partition=1, offset=5, key=keyed.key, value=keyed.value, headers=keyed.headers
+    )
+    letter = unwritable(TOPICS.dlq, record, "MessageSizeTooLargeError")
+    headers = {name: value.decode() for name, value in letter.headers}
+    assert headers[H.ERROR] == "unwritable"
+    assert not dead_letter_headers_errors(headers)
+    assert_publishable(orjson.loads(letter.value))
 
 
 def test_asyncapi_yaml_is_a_valid_asyncapi_3_document() -> None:
