@@ -97,14 +97,25 @@ def test_a_breaking_change_fails_unless_the_version_is_bumped(
     assert (published / "schemas" / "com.x.post.matched.v2.json").is_file()
 
 
-def test_adding_an_optional_field_or_rewording_needs_no_new_version(published: Path) -> None:
-    def widen(body: dict[str, Any]) -> None:
-        body["properties"]["data"]["properties"]["lang"] = {"type": "string", "description": "BCP 47"}
+def test_describing_another_field_or_rewording_needs_no_new_version(published: Path) -> None:
+    def describe(body: dict[str, Any]) -> None:
+        body["properties"]["data"]["properties"]["lang"] = {"description": "the post's language, BCP 47"}
         body["description"] = "reworded"
 
-    assert run(published, check=True, schemas=_post_matched(widen)) == 1, "stale until written"
-    assert run(published, check=False, schemas=_post_matched(widen)) == 0
-    assert run(published, check=True, schemas=_post_matched(widen)) == 0
+    assert run(published, check=True, schemas=_post_matched(describe)) == 1, "stale until written"
+    assert run(published, check=False, schemas=_post_matched(describe)) == 0
+    assert run(published, check=True, schemas=_post_matched(describe)) == 0
+
+
+def test_typing_a_field_that_was_any_value_is_a_retyping(
+    published: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def type_lang(body: dict[str, Any]) -> None:
+        body["properties"]["data"]["properties"]["lang"] = {"type": "string"}
+
+    capsys.readouterr()
+    assert run(published, check=True, schemas=_post_matched(type_lang)) == 1
+    assert 'data.data.lang retyped (any → type "string")' in capsys.readouterr().out
 
 
 def test_a_schema_the_code_no_longer_declares_is_not_withdrawn_silently(
@@ -122,7 +133,13 @@ def test_a_schema_the_code_no_longer_declares_is_not_withdrawn_silently(
     ("published_schema", "current", "found"),
     [
         ({"type": "object"}, {"type": "object", "description": "new words"}, []),
-        ({"properties": {"a": {}}}, {"properties": {"a": {}, "b": {"type": "integer"}}}, []),
+        ({"properties": {"a": {}}}, {"properties": {"a": {}, "b": {"description": "new"}}}, []),
+        ({"properties": {"a": {}}}, {"properties": {}}, ["data.a removed"]),
+        (
+            {"additionalProperties": True},
+            {"additionalProperties": False},
+            ["data retyped (additionalProperties true → additionalProperties false)"],
+        ),
         ({"required": ["a"]}, {}, []),
         (
             {"items": {"type": "string"}},
