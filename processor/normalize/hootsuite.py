@@ -26,7 +26,7 @@ from processor.normalize.parsing import (
     json_value,
     optional_identifier,
 )
-from processor.normalize.schema import ABSENT, DataSchema, id_field, obj, passed_through, text
+from processor.normalize.schema import ABSENT, DataSchema, id_field, object_schema, passed_through, text
 from processor.records import Event, Invalid, Normalized, RawRecord
 from processor.timefmt import parse_iso, parse_pattern
 
@@ -45,7 +45,7 @@ _PLATFORM_TYPE = re.compile(r"com\.hootsuite\.([a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_
 _STREAM_MESSAGE = re.compile(r"message\.([A-Za-z_]+)")
 Extensions = dict[str, str | int | bool]
 
-_ASSIGNMENT_DATA = obj(
+_ASSIGNMENT_DATA = object_schema(
     "the callback's fields as Hootsuite posted them (form fields are strings), less the SSO token",
     {
         "assignmentId": id_field("the assignment's id: the subject `assignment/<id>`"),
@@ -78,7 +78,7 @@ ASSIGNMENT_SCHEMAS = {
 
 
 _MESSAGE_ID = "the message's id: the subject `message/<id>`"
-_MESSAGE_DATA = obj(
+_MESSAGE_DATA = object_schema(
     "the message state change: a REST webhook element's or a polled message's `data`, or a stream event's",
     {
         "state": passed_through("the state as Hootsuite wrote it (webhooks: a string); always in `hsstatus`"),
@@ -90,7 +90,7 @@ _MESSAGE_DATA = obj(
     "anyOf": [
         {
             "required": ["message"],
-            "properties": {"message": obj("the message", {"id": id_field(_MESSAGE_ID)}, "id")},
+            "properties": {"message": object_schema("the message", {"id": id_field(_MESSAGE_ID)}, "id")},
         },
         {"required": ["id"], "properties": {"id": id_field(_MESSAGE_ID)}},
         {"required": ["messageId"], "properties": {"messageId": id_field(_MESSAGE_ID)}},
@@ -109,13 +109,15 @@ STREAM_MESSAGE = DataSchema(
     "com.hootsuite.stream.message",
     1,
     "An App Directory `stream.message` event's `data`.",
-    obj("the stream message", {"id": passed_through("its id: the event id, else a content hash")}),
+    object_schema("the stream message", {"id": passed_through("its id: the event id, else a content hash")}),
 )
 PLATFORM_EVENT = DataSchema(
     "com.hootsuite.platform-event",
     1,
     "The `data` of a REST platform webhook of another kind (comments, apps, …; Hootsuite adds kinds).",
-    obj("the element's `data`", {"timestamp": passed_through("ISO 8601: the event's `time` when readable")}),
+    object_schema(
+        "the element's `data`", {"timestamp": passed_through("ISO 8601: the event's `time` when readable")}
+    ),
     type_template="com.hootsuite.{platformKind}",
     parameters={"platformKind": "the kind in `com.hootsuite.<kind>.event.v1` (`comments`, `apps`)"},
 )

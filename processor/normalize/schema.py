@@ -69,7 +69,7 @@ class DataSchema:
         }
 
 
-def obj(description: str, properties: Mapping[str, JSON] | None = None, *required: str) -> JSON:
+def object_schema(description: str, properties: Mapping[str, JSON] | None = None, *required: str) -> JSON:
     """A JSON object with these properties (those named in `required` always present), others allowed."""
     schema: JSON = {"type": "object", "description": description}
     if properties:

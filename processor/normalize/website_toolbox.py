@@ -11,7 +11,7 @@ import re
 from typing import Any
 
 from processor.normalize.parsing import SCHEMA, event_time, field, identifier, json_object
-from processor.normalize.schema import JSON, DataSchema, obj, passed_through
+from processor.normalize.schema import JSON, DataSchema, object_schema, passed_through
 from processor.records import Event, Invalid, Normalized, RawRecord
 from processor.timefmt import parse_epoch_s
 
@@ -50,9 +50,9 @@ def _data(kind: str | None, time_field: str | None = None) -> JSON:
         fields[f"{kind}Id"] = passed_through(f"the {kind}'s id; with the kind, the subject `{kind}/<id>`")
     if time_field:
         fields[time_field] = passed_through("epoch seconds: the event's `time` when an integer in range")
-    return obj(
+    return object_schema(
         "the forum event's `data`, as the forum sent it",
-        {"object": obj("the forum's object (a user, topic, post, …) as the forum sent it", fields)},
+        {"object": object_schema("the forum's object (a user, topic, post, …) as the forum sent it", fields)},
         "object",
     )
 

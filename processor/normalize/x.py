@@ -22,7 +22,7 @@ from processor.normalize.parsing import (
     json_object,
     optional_identifier,
 )
-from processor.normalize.schema import JSON, DataSchema, id_field, obj, passed_through
+from processor.normalize.schema import JSON, DataSchema, id_field, object_schema, passed_through
 from processor.records import Event, Invalid, Normalized, RawRecord
 from processor.timefmt import parse_epoch_ms, parse_iso, parse_pattern
 
@@ -55,10 +55,10 @@ POST_MATCHED = DataSchema(
     "com.x.post.matched",
     1,
     "The filtered-stream delivery of one post, whole: the post, its expansions and the rules it matched.",
-    obj(
+    object_schema(
         "X's filtered-stream payload",
         {
-            "data": obj(
+            "data": object_schema(
                 "the post",
                 {
                     "id": id_field("the post's id: the event id `x:post:<id>` and subject `post/<id>`"),
@@ -83,7 +83,9 @@ REPLAY_JOB_STATUS = DataSchema(
     "com.x.replay_job_status",
     1,
     "A finished Account Activity replay job, as X reported it.",
-    obj("`replay_job_status`", {"job_id": passed_through("the job's id: the event id, else a content hash")}),
+    object_schema(
+        "`replay_job_status`", {"job_id": passed_through("the job's id: the event id, else a content hash")}
+    ),
 )
 
 
@@ -97,7 +99,7 @@ def _activity_data(kind: str) -> JSON:
             properties |= {key: passed_through(f"the subject `{prefix}/<id>`") for key in keys}
         else:
             properties[holder] = passed_through(f"its {where} makes the subject `{prefix}/<id>`")
-    return obj(f"one `{kind}` element of an Account Activity delivery, as X sent it", properties)
+    return object_schema(f"one `{kind}` element of an Account Activity delivery, as X sent it", properties)
 
 
 ACTIVITY_SCHEMAS = {
@@ -108,7 +110,7 @@ ACCOUNT_ACTIVITY = DataSchema(
     "com.x.account-activity",
     1,
     "One element of an Account Activity kind without a schema of its own (X adds kinds).",
-    obj("one element, as X sent it", dict(_TIME_FIELDS)),
+    object_schema("one element, as X sent it", dict(_TIME_FIELDS)),
     type_template="com.x.{activityKind}",
     parameters={"activityKind": "the kind of a `<kind>_events` array (`poll_vote`)"},
 )
