@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -135,6 +136,7 @@ def _tools(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "demo":
         from hookstream import demo
 
+        settings = demo.with_run_env(settings, os.environ)
         return demo.run(settings, args.url or demo.default_url(settings))
     if args.command == "replay":
         if args.until is not None and args.until <= args.since:
@@ -157,16 +159,22 @@ async def _topics(settings: Settings) -> None:
     await admin.start()
     try:
         created = set(await admin.ensure(specs))
-        partitions = await admin.partitions(spec.name for spec in specs)
+        # A topic created a moment ago may not be described yet; it has the partitions it was created with.
+        partitions = await admin.partitions(spec.name for spec in specs if spec.name not in created)
     finally:
         await admin.close()
     for spec in specs:
-        state = "created" if spec.name in created else "exists"
+        if spec.name in created:
+            print(f"created  {spec.name} ({spec.partitions} partitions)")
+            continue
         found = partitions.get(spec.name)
-        note = (
-            "" if found == spec.partitions else f"  (has {found} partitions, settings say {spec.partitions})"
-        )
-        print(f"{state:8} {spec.name}{note}")
+        if found is None:
+            note = "  (its partitions could not be read)"
+        elif found != spec.partitions:
+            note = f"  (has {found} partitions, settings say {spec.partitions})"
+        else:
+            note = ""
+        print(f"exists   {spec.name}{note}")
 
 
 if __name__ == "__main__":

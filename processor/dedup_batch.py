@@ -53,7 +53,7 @@ class Batch:
     def dead_lettering(self, refusals: Mapping[str, str], dlq: str) -> Batch:
         """The batch with the events of `refusals` (dedup key → the refusal) as dead letters, in place of
         all their outputs; events dead-lettered already stay as they are."""
-        keys = (refusals.keys() & self.fresh.keys()) - self.unwritable
+        keys = (refusals.keys() & self.fresh.keys()) - self.unwritable if refusals else set()
         if not keys:
             return self
         records = {id(self.fresh[key]) for key in keys}

@@ -52,6 +52,7 @@ from hookstream.kafka import (
     durable_producer,
     topic_spec,
 )
+from hookstream.refusals import refused_for_good
 from hookstream.settings import Settings
 from hookstream.topics import Topics, Unroutable
 from processor.dedup_batch import Batch, decide
@@ -99,6 +100,7 @@ class DedupStage(ConsumerRebalanceListener):  # type: ignore[misc]
         self._task: asyncio.Task[None] | None = None
         self._refused: dict[str, str] = {}  # dedup key → why Kafka refused its event for good
         self._uncommitted: dict[TopicPartition, int] = {}  # at_least_once: written, offsets not committed
+        self._send_alone: set[int] = set()  # exactly_once: partitions whose next try sends a record a batch
 
     async def start(self) -> None:
         self._admin = TopicAdmin(self._settings)
@@ -263,7 +265,7 @@ class DedupStage(ConsumerRebalanceListener):  # type: ignore[misc]
                 if not batches and not self._uncommitted:
                     continue
                 try:
-                    unroutable = await self._ensure_topics({o.topic for b in batches for o in b.outputs})
+                    unroutable = await self._ensure_topics([o.topic for b in batches for o in b.outputs])
                 except KafkaError as exc:
                     await self._read_again(batches, exc)
                     continue
@@ -275,14 +277,17 @@ class DedupStage(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def _commit_transaction(self, batch: Batch) -> None:
         """exactly_once: the batch's outputs, state record and input offset in one transaction. An event
-        Kafka refuses for good aborts it, and the partition starts over with the event's dead letter."""
-        partition = self._partitions[batch.tp.partition]
+        Kafka refuses for good aborts it, and the partition starts over with the event's dead letter (a
+        refused batch of several records first tries again one record a batch, to learn which)."""
+        p = batch.tp.partition
+        partition = self._partitions[p]
         producer = partition.producer
         assert producer is not None
         try:
             await producer.begin_transaction()
             try:
-                sent = await send(producer, [*batch.outputs, *batch.letters, *batch.state])
+                outputs = [*batch.outputs, *batch.letters, *batch.state]
+                sent = await send(producer, outputs, alone=p in self._send_alone)
                 results = await asyncio.gather(*(ack for ack, _ in sent), return_exceptions=True)
                 failed = [
                     (m, r) for (_, m), r in zip(sent, results, strict=True) if isinstance(r, BaseException)
@@ -290,6 +295,8 @@ class DedupStage(ConsumerRebalanceListener):  # type: ignore[misc]
                 self._note(
                     [Refusal(o, error) for members, error in failed for o in members if len(members) == 1]
                 )
+                if any(len(members) > 1 and refused_for_good(error) for members, error in failed):
+                    self._send_alone.add(p)
                 if failed:
                     raise failed[0][1]
                 await producer.send_offsets_to_transaction(batch.offsets, self.group_id)
@@ -311,6 +318,7 @@ class DedupStage(ConsumerRebalanceListener):  # type: ignore[misc]
             await asyncio.sleep(RETRY_DELAY_S)
             await self._start_over(batch)
             return
+        self._send_alone.discard(p)
         self._remember(batch)
 
     async def _commit_in_order(self, batches: list[Batch]) -> None:
@@ -380,12 +388,12 @@ class DedupStage(ConsumerRebalanceListener):  # type: ignore[misc]
             self._refused.pop(key, None)
         batch.count(self._metrics)
 
-    async def _ensure_topics(self, topics: set[str]) -> dict[str, Unroutable]:
+    async def _ensure_topics(self, topics: list[str]) -> dict[str, Unroutable]:
         """Create missing output topics (routes create them on first use); return those that can be no
         topic. `send` then waits for their metadata before it hands the producer any batch, which a
         transaction needs."""
         assert self._admin is not None
-        return await self._admin.routable(topic_spec(self._settings, name) for name in topics)
+        return await self._admin.routable(topic_spec(self._settings, name) for name in dict.fromkeys(topics))
 
     async def _start_over(self, batch: Batch) -> None:
         """exactly_once: start the partition over from its last commit, with a new producer (which aborts
