@@ -14,6 +14,7 @@ import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from hookstream import localkafka, logs, xcli
 from hookstream.errors import HookstreamError
@@ -51,6 +52,11 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument(
         "--until", type=instant, help="end of the range, exclusive (default: the end when it starts)"
     )
+    schemas = commands.add_parser(
+        "schemas", help="write the consumer contract (schemas/, asyncapi.yaml) from the code, or --check it"
+    )
+    schemas.add_argument("--check", action="store_true", help="write nothing; fail when stale or breaking")
+    schemas.add_argument("--root", type=Path, default=Path(), help="the repository (default: here)")
     dlq = commands.add_parser("dlq", help="the dead-letter topic")
     dlq.add_argument(
         "action", choices=("redrive",), help="redrive: send dead letters the current code accepts back"
@@ -89,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
-    if args.command in ("demo", "replay", "dlq"):
+    if args.command in ("demo", "replay", "dlq", "schemas"):
         return _tools(args, settings)
     if args.command == "x":
         return xcli.run(args, settings)
@@ -141,6 +147,10 @@ def _tools(args: argparse.Namespace, settings: Settings) -> int:
         from processor import replay
 
         return replay.run(settings, args.source, args.since, args.until)
+    if args.command == "schemas":
+        from processor.contract import files
+
+        return files.run(args.root, check=args.check)
     from processor import redrive
 
     return redrive.run(settings)

@@ -63,6 +63,7 @@ class Event:
     source: str
     time: str
     data: Any
+    dataschema: str  # `urn:hookstream:schema:<name>:v<N>`, the schema `data` is published under
     subject: str | None = None
     extensions: Mapping[str, str | int | bool] = field(default_factory=dict)
 

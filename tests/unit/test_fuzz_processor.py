@@ -19,6 +19,7 @@ from processor.pipeline import NORMALIZER_ERROR, Pipeline
 from processor.records import RawRecord
 from processor.route import Routes
 from processor.seen import SeenIds
+from tests.contract import assert_publishable
 from tests.fuzzing import Mutator, fuzz_records
 from tests.unit.rawrecords import RECEIVED_AT_MS
 
@@ -53,6 +54,7 @@ def test_fuzzed_records_of_every_sender_never_become_a_bug_a_bad_name_or_an_unwr
                 assert topic in (topics.events, topics.dlq) or not topics.reserved(topic), topic
             if H.ERROR not in headers:
                 assert orjson.loads(output.value)["id"] == headers[H.EVENT_ID].decode()
+                assert_publishable(orjson.loads(output.value))  # the consumer contract (SPEC §10)
             keyed.append(Keyed(len(keyed), output.key, output.value, output.headers))
     batch = decide(TopicPartition(topics.keyed, 0), keyed, SeenIds(60_000), RECEIVED_AT_MS, topics)
     for output in batch.outputs + batch.state:

@@ -15,6 +15,7 @@ from hookstream.topics import Topics
 from processor import normalize as normalize_package
 from processor.app import create_app
 from processor.metrics import ProcessorMetrics
+from processor.normalize.x import POST_MATCHED
 from processor.outputs import published
 from processor.pipeline import Pipeline
 from processor.records import Event, Normalized, RawRecord
@@ -94,7 +95,16 @@ def test_a_disk_store_its_owner_crashed_with_starts_empty(tmp_path: Path) -> Non
 
 def post(*, tags: str | None = None, event_type: str = "com.x.post.matched") -> Event:
     extensions = {"hstags": tags} if tags is not None else {}
-    return Event("x:post:1", event_type, "urn:hookstream:x", "2021-01-06T18:40:40Z", {}, "post/1", extensions)
+    return Event(
+        "x:post:1",
+        event_type,
+        "urn:hookstream:x",
+        "2021-01-06T18:40:40Z",
+        {},
+        POST_MATCHED.urn,
+        "post/1",
+        extensions,
+    )
 
 
 def test_default_routes_are_firehose_type_and_each_tag() -> None:
