@@ -22,6 +22,7 @@ from processor.route import Routes
 from tests.fixtures import fixture_bytes
 from tests.fuzzing import Mutator, fuzz_records
 from tests.integration.harness import (
+    DEFAULT_WAIT_S,
     Service,
     Stack,
     caught_up,
@@ -73,7 +74,9 @@ async def deliver(url: str, body: bytes, headers: dict[str, str] | None = None) 
         assert response.status == 200, await response.text()
 
 
-async def accounted(worker: Service, raw: int, outcomes: int | None = None) -> dict[str, float]:
+async def accounted(
+    worker: Service, raw: int, outcomes: int | None = None, timeout: float = DEFAULT_WAIT_S
+) -> dict[str, float]:
     """Each count, once the worker has read `raw` raw records and counted `outcomes` (default: one a
     record) events, duplicates, pings and dead letters: nothing short of that, and nothing beyond."""
     counts: dict[str, float] = {}
@@ -83,7 +86,8 @@ async def accounted(worker: Service, raw: int, outcomes: int | None = None) -> d
         read = await metric(worker, "hookstream_raw_records_total")
         return read == raw and sum(counts.values()) >= (outcomes or raw)
 
-    await eventually(counted, what=f"{raw} raw records read and {outcomes or raw} outcomes counted")
+    what = f"{raw} raw records read and {outcomes or raw} outcomes counted"
+    await eventually(counted, what=what, timeout=timeout)
     assert sum(counts.values()) == (outcomes or raw), counts
     return counts
 
@@ -235,7 +239,8 @@ async def test_fuzzed_raw_records_of_every_sender_lose_nothing_and_stop_nothing(
     await produce(bootstrap, records)
     worker = await stack.worker()
 
-    counts = await accounted(worker, raw=len(records), outcomes=expected_outcomes(records))
+    outcomes, timeout = expected_outcomes(records), max(DEFAULT_WAIT_S, len(records) / 100)
+    counts = await accounted(worker, raw=len(records), outcomes=outcomes, timeout=timeout)
     assert await metric(worker, "hookstream_dead_letters_total", reason="normalizer_error") == 0
     arrived = {orjson.loads(record.value)["id"] for record in await read_all(bootstrap, topics.events)}
     assert canaries <= arrived, f"canaries missing: {sorted(canaries - arrived)[:5]}"

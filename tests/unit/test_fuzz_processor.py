@@ -13,6 +13,7 @@ from hookstream.kafka import max_record_bytes
 from hookstream.settings import Settings
 from hookstream.topics import Topics, kafka_refuses
 from processor.dedup_batch import decide
+from processor.dedup_stage import MAX_POLL_RECORDS
 from processor.metrics import ProcessorMetrics
 from processor.outputs import record_bytes
 from processor.pipeline import NORMALIZER_ERROR, Pipeline
@@ -56,8 +57,16 @@ def test_fuzzed_records_of_every_sender_never_become_a_bug_a_bad_name_or_an_unwr
                 assert orjson.loads(output.value)["id"] == headers[H.EVENT_ID].decode()
                 assert_publishable(orjson.loads(output.value))  # the consumer contract (SPEC §10)
             keyed.append(Keyed(len(keyed), output.key, output.value, output.headers))
-    batch = decide(TopicPartition(topics.keyed, 0), keyed, SeenIds(60_000), RECEIVED_AT_MS, topics)
-    for output in batch.outputs + batch.state:
-        assert record_bytes(output) <= limit
+    seen = SeenIds(60_000)
+    for start in range(0, len(keyed), MAX_POLL_RECORDS):  # as the dedup stage polls them
+        batch = decide(
+            TopicPartition(topics.keyed, 0),
+            keyed[start : start + MAX_POLL_RECORDS],
+            seen,
+            RECEIVED_AT_MS,
+            topics,
+        )
+        for output in batch.outputs + batch.state:
+            assert record_bytes(output) <= limit
     assert reasons["event"] > len(keyed) // 10, f"the fuzzer must leave many records valid: {reasons}"
     assert len(reasons) > 3, f"and break many others in several ways: {reasons}"
