@@ -17,11 +17,11 @@ import platform
 import time
 from pathlib import Path
 
-from aiokafka.admin import AIOKafkaAdminClient
-
 from bench import e2e, processor, receivers
 from bench.profile import Profiler
+from hookstream import clients
 from hookstream.localkafka import KAFKA_VERSION
+from hookstream.settings import Settings
 
 CONNECTIONS = 64
 E2E_RATE = 1000
@@ -51,7 +51,7 @@ async def measured(*, quick: bool, profiler: Profiler) -> dict[str, object]:
     try:
         return await run(bootstrap, quick=quick, profiler=profiler)
     finally:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        admin = clients.admin(Settings.from_env())
         await admin.start()
         try:
             ours = [topic for topic in await admin.list_topics() if topic.startswith(f"bench-{os.getpid()}-")]

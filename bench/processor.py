@@ -17,11 +17,11 @@ from pathlib import Path
 
 import aiohttp
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.payloads import raw_records
 from bench.profile import Profiler
+from hookstream import clients
 from hookstream.kafka import core_topics, ensure_topics, topic_spec
 from hookstream.settings import Settings
 from hookstream.topics import Topics
@@ -40,7 +40,7 @@ async def load(settings: Settings, count: int, duplicates_share: float) -> list[
     """Create the namespace's topics and fill its raw topics; return the raw topics used."""
     await ensure_topics(settings, core_topics(settings))
     records = raw_records(Topics(settings.namespace), count, duplicates_share)
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, linger_ms=20, acks="all")
+    producer = clients.producer(settings, linger_ms=20, acks="all")
     await producer.start()
     try:
         acks = [
@@ -56,15 +56,15 @@ async def baseline_eps(settings: Settings, topics: list[str], count: int) -> flo
     """consume → orjson.loads → orjson.dumps → produce (acks=all), committing after each batch."""
     out = f"{settings.namespace}.baseline"
     await ensure_topics(settings, [topic_spec(settings, out)])
-    consumer = AIOKafkaConsumer(
+    consumer = clients.consumer(
+        settings,
         *topics,
-        bootstrap_servers=settings.bootstrap_servers,
         group_id=f"{settings.namespace}-baseline",
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         max_poll_records=1000,
     )
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all", linger_ms=5)
+    producer = clients.producer(settings, acks="all", linger_ms=5)
     await consumer.start()
     await producer.start()
     done = 0
@@ -87,7 +87,7 @@ async def baseline_eps(settings: Settings, topics: list[str], count: int) -> flo
 
 async def output_seconds(settings: Settings, topic: str) -> float:
     """From the first record written to `topic` to the last, by their timestamps."""
-    stamps: list[int] = [record.timestamp for record in await read_all(settings.kafka_bootstrap, topic)]
+    stamps: list[int] = [record.timestamp for record in await read_all(settings, topic)]
     if len(stamps) < 2 or max(stamps) == min(stamps):
         raise RuntimeError(f"{topic}: {len(stamps)} records within one millisecond, not a measurement")
     return (max(stamps) - min(stamps)) / 1000

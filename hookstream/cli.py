@@ -14,14 +14,19 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-from hookstream import localkafka, logs
+from aiokafka.errors import KafkaError
+
+from hookstream import acls, localkafka, logs
 from hookstream.errors import HookstreamError
 from hookstream.kafka import TopicAdmin, core_topics
+from hookstream.refusals import refusal
 from hookstream.settings import Settings
 from hookstream.tail import tail
 from hookstream.topics import SOURCES, Topics
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# What a command asks of Kafka, in ACL terms, to say what was refused.
+_OPERATIONS = {"tail": "READ", "replay": "READ", "dlq": "READ", "topics": "CREATE", "acls": "ALTER"}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -32,6 +37,12 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     kafka = commands.add_parser("kafka", help="the local single-node Kafka for development and tests")
     kafka.add_argument("action", choices=("start", "stop", "status"))
+    kafka.add_argument(
+        "--secure", action="store_true", help="start: SASL_SSL, ACLs and one user per role (SPEC §7)"
+    )
+    acl = commands.add_parser("acls", help="the Kafka ACLs of each role for this namespace")
+    acl.add_argument("--role", choices=acls.ROLES, help="only this role's (default: every role's)")
+    acl.add_argument("--apply", action="store_true", help="create them, with the admin credentials set")
     commands.add_parser("topics", help="create or verify the raw, firehose and dead-letter topics")
     commands.add_parser("receivers", help="run the HTTP receivers")
     commands.add_parser("worker", help="run one processor worker (start several to scale out)")
@@ -78,12 +89,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings.from_env()
         logs.configure(settings.log_level)
-        return _run(args, settings)
+        return _told(args, settings)
     except HookstreamError as exc:
         print(f"hookstream: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+def _told(args: argparse.Namespace, settings: Settings) -> int:
+    """`_run`, with the broker's refusal of a login or an operation told in one line, not a traceback."""
+    try:
+        return _run(args, settings)
+    except KafkaError as exc:
+        refused = asyncio.run(refusal(exc, settings, _OPERATIONS.get(args.command, "a request")))
+        if refused is None:
+            raise
+        raise refused from None
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
@@ -92,11 +114,16 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "kafka":
         logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # probing a stopped broker is expected
         if args.action == "start":
-            localkafka.start(settings)
+            localkafka.start(settings, secure=args.secure)
         elif args.action == "stop":
             localkafka.stop(settings)
         else:
             return 0 if localkafka.status(settings) else 1
+    elif args.command == "acls":
+        chosen = acls.all_acls(settings.namespace, [args.role] if args.role else acls.ROLES)
+        if args.apply:
+            asyncio.run(acls.apply(settings, chosen))
+        print(acls.table(chosen))
     elif args.command == "topics":
         asyncio.run(_topics(settings))
     elif args.command == "receivers":

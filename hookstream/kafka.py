@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import NewTopic
 from aiokafka.errors import (
     InvalidProducerEpoch,
     KafkaError,
@@ -22,6 +22,8 @@ from aiokafka.errors import (
     UnknownProducerId,
 )
 
+from hookstream import clients
+from hookstream.refusals import TOPIC_AUTHORIZATION_FAILED, denied
 from hookstream.settings import Settings
 from hookstream.topics import Topics
 
@@ -88,8 +90,8 @@ def core_topics(settings: Settings) -> list[TopicSpec]:
 def durable_producer(settings: Settings, *, role: str, linger_ms: int, **options: Any) -> AIOKafkaProducer:
     """A producer whose acknowledgement means durable: acks=all, and idempotent so that its own retries
     neither duplicate nor reorder a partition. Create it inside the running event loop."""
-    return AIOKafkaProducer(
-        bootstrap_servers=settings.bootstrap_servers,
+    return clients.producer(
+        settings,
         client_id=f"{settings.namespace}-{role}",
         acks="all",
         enable_idempotence=True,
@@ -174,9 +176,7 @@ class DurableProducer:
 
 async def kafka_answers(settings: Settings, timeout_s: float = 2.0) -> bool:
     """True when a broker of `HOOKSTREAM_KAFKA_BOOTSTRAP` answers a metadata request in time."""
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.bootstrap_servers, request_timeout_ms=int(timeout_s * 1000)
-    )
+    admin = clients.admin(settings, request_timeout_ms=int(timeout_s * 1000))
     try:
         await asyncio.wait_for(admin.start(), timeout_s)
         await asyncio.wait_for(admin.describe_cluster(), timeout_s)
@@ -202,7 +202,8 @@ class TopicAdmin:
     """Creates topics that do not exist yet, remembering what it has seen so a second call is free."""
 
     def __init__(self, settings: Settings) -> None:
-        self._admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+        self._settings = settings
+        self._admin = clients.admin(settings)
         self._known: set[str] = set()
         self._lock = asyncio.Lock()
 
@@ -230,6 +231,8 @@ class TopicAdmin:
             )
             created = []
             for name, code, *message in response.topic_errors:
+                if code == TOPIC_AUTHORIZATION_FAILED:
+                    raise denied(self._settings, "CREATE", f"topic {name}")
                 if code not in (0, TOPIC_ALREADY_EXISTS):
                     raise KafkaError(f"could not create topic {name}: error {code} {message}")
                 if code == 0:
@@ -242,4 +245,7 @@ class TopicAdmin:
     async def partitions(self, names: Iterable[str]) -> dict[str, int]:
         """The partition count of each existing topic of `names`."""
         described = await self._admin.describe_topics(list(names))
+        for topic in described:
+            if topic["error_code"] == TOPIC_AUTHORIZATION_FAILED:  # a consumer assigned it would spin
+                raise denied(self._settings, "DESCRIBE", f"topic {topic['topic']}")
         return {topic["topic"]: len(topic["partitions"]) for topic in described if topic["error_code"] == 0}

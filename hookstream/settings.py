@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, TypeVar
 
+from hookstream import kafkasecurity as ks
 from hookstream.errors import SettingsError
+from hookstream.kafkasecurity import KafkaSecurity
 
 T = TypeVar("T")
 
@@ -25,6 +27,7 @@ _DURATION = re.compile(r"^\s*(\d+)\s*(ms|s|m|h|d|w)?\s*$")
 _DURATION_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _NAMESPACE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{0,100}$")
+FILE_SUFFIX = "_FILE"
 
 
 class Secret:
@@ -83,6 +86,7 @@ class Settings:
     stall_timeout_s: float = 120.0
     log_level: str = "INFO"
     cache_dir: Path = field(default_factory=lambda: Path.home() / ".cache" / "hookstream")
+    kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)
 
     @property
     def poller_configured(self) -> bool:
@@ -145,6 +149,16 @@ class Settings:
             poller_port=env.get("HOOKSTREAM_POLLER_PORT", default.poller_port, _int(0, 65535)),
             log_level=env.get("HOOKSTREAM_LOG_LEVEL", default.log_level, _log_level),
             cache_dir=env.get("HOOKSTREAM_CACHE_DIR", default.cache_dir, Path),
+            kafka_security=KafkaSecurity(
+                protocol=env.get(ks.PROTOCOL, "PLAINTEXT", ks.security_protocol),
+                sasl_mechanism=env.get(ks.MECHANISM, None, ks.sasl_mechanism),
+                sasl_username=env.get(ks.USERNAME, None, _nonempty),
+                sasl_password=env.get(ks.PASSWORD, None, _secret),
+                ssl_cafile=env.get(ks.CAFILE, None, _existing_file),
+                ssl_certfile=env.get(ks.CERTFILE, None, _existing_file),
+                ssl_keyfile=env.get(ks.KEYFILE, None, _existing_file),
+                ssl_check_hostname=env.get(ks.CHECK_HOSTNAME, True, _bool),
+            ).checked(),
         )
 
 
@@ -155,13 +169,36 @@ class _Env:
         self._environ = environ
 
     def get(self, name: str, default: T, parse: Callable[[str], T]) -> T:
-        raw = self._environ.get(name)
+        """`name`'s value parsed, or `default` when unset. Every setting, so every secret, may instead
+        be given as `<name>_FILE`: the path of a file holding it, as Kubernetes and Docker mount secrets."""
+        raw, source = self._raw(name)
         if raw is None or raw.strip() == "":
             return default
         try:
             return parse(raw.strip())
         except (ValueError, binascii.Error) as exc:
-            raise SettingsError(name, str(exc)) from None
+            raise SettingsError(source, str(exc)) from None
+
+    def _raw(self, name: str) -> tuple[str | None, str]:
+        """The raw value and the variable it came from, `name` or `name_FILE`; both set is an error."""
+        inline, path = self._environ.get(name, ""), self._environ.get(name + FILE_SUFFIX, "")
+        if path.strip() == "":
+            return inline, name
+        if inline.strip() != "":
+            raise SettingsError(name, f"both {name} and {name}{FILE_SUFFIX} are set; keep one")
+        return _read_file(name + FILE_SUFFIX, Path(path.strip())), name + FILE_SUFFIX
+
+
+def _read_file(name: str, path: Path) -> str:
+    """A mounted secret: the file's text with one trailing newline ignored; unreadable or empty stops."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsError(name, f"cannot read {path} ({type(exc).__name__})") from None
+    text = text.removesuffix("\n").removesuffix("\r")
+    if text.strip() == "":
+        raise SettingsError(name, f"{path} is empty")
+    return text
 
 
 def _nonempty(raw: str) -> str:

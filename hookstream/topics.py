@@ -63,3 +63,13 @@ class Topics:
 
     def for_tag(self, tag: str) -> str:
         return f"{self.namespace}.x.tag.{topic_safe(tag)}"
+
+    @property
+    def raw_prefix(self) -> str:
+        """Every raw topic starts with this (ACLs grant and deny by it)."""
+        return self.raw("")
+
+    @property
+    def internal_prefix(self) -> str:
+        """Every internal topic (the processor's and the poller's own) starts with this."""
+        return f"{self.namespace}.internal."

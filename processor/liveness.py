@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
+from hookstream import clients
 from hookstream.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -73,8 +74,8 @@ class LivenessWatch:
 
     async def _watch(self) -> None:
         interval = max(0.5, min(10.0, self._settings.stall_timeout_s / 4))
-        admin = AIOKafkaAdminClient(bootstrap_servers=self._settings.bootstrap_servers)
-        ends = AIOKafkaConsumer(bootstrap_servers=self._settings.bootstrap_servers, enable_auto_commit=False)
+        admin = clients.admin(self._settings)
+        ends = clients.consumer(self._settings, enable_auto_commit=False)
         await admin.start()
         await ends.start()
         try:

@@ -27,9 +27,10 @@ from typing import Any
 import aiohttp
 import orjson
 import uvloop
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from hookstream import clients
 from hookstream import headers as H
 from hookstream.errors import SettingsError
 from hookstream.kafka import DurableProducer, TopicSpec, ensure_topics
@@ -248,9 +249,7 @@ class HootsuitePoller:
     async def load_state(self) -> PollerState:
         """Replay the compacted state topic: the last refresh token and the last state of each message."""
         state = PollerState()
-        reader = AIOKafkaConsumer(
-            bootstrap_servers=self._settings.bootstrap_servers, enable_auto_commit=False
-        )
+        reader = clients.consumer(self._settings, enable_auto_commit=False)
         await reader.start()
         try:
             tp = TopicPartition(self._topics.poller_state, 0)
