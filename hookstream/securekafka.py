@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from hookstream import acls
+from hookstream import kafkasecurity as ks
 from hookstream.errors import LocalKafkaError
 from hookstream.kafkasecurity import KafkaSecurity
 from hookstream.settings import Secret, Settings
@@ -255,13 +256,14 @@ async def grant(node: SecureNode, settings: Settings) -> list[Path]:
 def env_lines(security: KafkaSecurity) -> dict[str, str]:
     """The HOOKSTREAM_KAFKA_* variables that give `security` (the inverse of reading them)."""
     values: Mapping[str, object] = {
-        "HOOKSTREAM_KAFKA_SECURITY_PROTOCOL": security.protocol,
-        "HOOKSTREAM_KAFKA_SASL_MECHANISM": security.sasl_mechanism,
-        "HOOKSTREAM_KAFKA_SASL_USERNAME": security.sasl_username,
-        "HOOKSTREAM_KAFKA_SASL_PASSWORD": security.sasl_password and security.sasl_password.reveal(),
-        "HOOKSTREAM_KAFKA_SSL_CAFILE": security.ssl_cafile,
-        "HOOKSTREAM_KAFKA_SSL_CERTFILE": security.ssl_certfile,
-        "HOOKSTREAM_KAFKA_SSL_KEYFILE": security.ssl_keyfile,
+        ks.PROTOCOL: security.protocol,
+        ks.MECHANISM: security.sasl_mechanism,
+        ks.USERNAME: security.sasl_username,
+        ks.PASSWORD: security.sasl_password and security.sasl_password.reveal(),
+        ks.CAFILE: security.ssl_cafile,
+        ks.CERTFILE: security.ssl_certfile,
+        ks.KEYFILE: security.ssl_keyfile,
+        ks.CHECK_HOSTNAME: None if security.ssl_check_hostname else "false",
     }
     return {name: str(value) for name, value in values.items() if value is not None}
 

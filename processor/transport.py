@@ -11,7 +11,6 @@ stage one stalled for 1-1.5 s every few seconds (e2e p50 100-1,400 ms); with the
 
 from __future__ import annotations
 
-import ssl
 from typing import Any
 
 import aiokafka
@@ -38,12 +37,12 @@ class Transport(faust_aiokafka.Transport):
     Consumer = _Consumer
 
 
-def broker_credentials(settings: Settings) -> faust.SASLCredentials | ssl.SSLContext | None:
+def broker_credentials(settings: Settings) -> faust.SASLCredentials | faust.SSLCredentials | None:
     """Faust's `broker_credentials` for the security settings, the same ones `hookstream.clients` gives
     aiokafka. Faust hands them to its consumer, producer and topic admin alike
     (`credentials_to_aiokafka_auth`). SASL over TLS needs the context inside the SASL credentials: without
-    one Faust silently means SASL_PLAINTEXT. TLS alone is passed as the context itself, which Faust wraps
-    (its `SSLCredentials(cafile=...)` cannot build a context: it passes `purpose=None`)."""
+    one Faust silently means SASL_PLAINTEXT. TLS alone gets our context (Faust's `SSLCredentials(cafile=...)`
+    cannot build one: it passes `purpose=None` to `ssl.create_default_context`)."""
     security = settings.kafka_security
     if security.uses_sasl:
         assert security.sasl_password is not None  # KafkaSecurity.checked() saw to it
@@ -53,4 +52,5 @@ def broker_credentials(settings: Settings) -> faust.SASLCredentials | ssl.SSLCon
             mechanism=security.sasl_mechanism,
             ssl_context=security.ssl_context(),
         )
-    return security.ssl_context()
+    context = security.ssl_context()
+    return None if context is None else faust.SSLCredentials(context)
