@@ -243,7 +243,13 @@ class DedupStage(ConsumerRebalanceListener):  # type: ignore[misc]
     @contextlib.asynccontextmanager
     async def _state_reader(self) -> AsyncIterator[AIOKafkaConsumer]:
         """A consumer of committed state records, outside any group."""
-        reader = clients.consumer(self._settings, enable_auto_commit=False, isolation_level="read_committed")
+        reader = clients.consumer(
+            self._settings,
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+            # Its stop waits for the fetch in flight: a long wait would delay every take-over by as long.
+            fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+        )
         await reader.start()
         try:
             yield reader

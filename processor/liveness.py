@@ -14,12 +14,17 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from aiohttp import web
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
+from prometheus_client import CollectorRegistry
 
 from hookstream import clients
+from hookstream.kafka import core_topics, ensure_topics
+from hookstream.refusals import REFUSED_RETRY_S, KafkaRefused, refusal
 from hookstream.settings import Settings
+from hookstream.web import serve_metrics
 
 log = logging.getLogger(__name__)
 
@@ -111,3 +116,36 @@ class LivenessWatch:
                     mark = committed.get(tp)
                     offsets[(group, tp)] = (mark.offset if mark is not None else 0, end_offsets[tp])
         return offsets
+
+
+async def admitted(settings: Settings, registry: CollectorRegistry) -> None:
+    """Return once Kafka lets this worker in: it logs in and its topics exist (or it may create them).
+
+    Refused (a wrong password, missing ACLs), the worker logs why once, answers `/livez` 503 (and serves
+    /metrics) on its port, and asks again no faster than once a second: the fix (a new secret, an ACL)
+    arrives while it waits, and a crash loop would only add tracebacks. Anything else raises as before."""
+    told, runner = "", None
+    try:
+        while True:
+            try:
+                await ensure_topics(settings, core_topics(settings))
+                return
+            except (KafkaError, OSError, KafkaRefused) as exc:
+                refused = await refusal(exc, settings, "CREATE")
+                if refused is None:
+                    raise
+            if str(refused) != told:
+                log.error(str(refused))
+                told = str(refused)
+            if runner is None:
+                runner = await serve_metrics(
+                    settings.http_host, settings.worker_port, registry, extra={"/livez": _refused}
+                )
+            await asyncio.sleep(REFUSED_RETRY_S)
+    finally:
+        if runner is not None:
+            await runner.cleanup()
+
+
+async def _refused(_: web.Request) -> web.Response:
+    return web.json_response({"status": "refused by Kafka"}, status=503)

@@ -26,7 +26,6 @@ from typing import Any
 
 import aiohttp
 import orjson
-import uvloop
 from aiokafka import TopicPartition
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
@@ -281,7 +280,7 @@ def run(settings: Settings) -> None:
     ):
         if value is None:
             raise SettingsError(name, "the Hootsuite poller needs it")
-    uvloop.run(_serve(settings))
+    clients.run(settings, _serve(settings))
 
 
 async def _serve(settings: Settings) -> None:
