@@ -190,15 +190,13 @@ class _Env:
 
 
 def _read_file(name: str, path: Path) -> str:
-    """A mounted secret: the file's text with one trailing newline ignored; unreadable or empty stops."""
+    """A mounted secret: the file's text with one trailing newline ignored. An empty file counts as an
+    empty variable (unset: a sender's secret left empty disables it); an unreadable one stops startup."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise SettingsError(name, f"cannot read {path} ({type(exc).__name__})") from None
-    text = text.removesuffix("\n").removesuffix("\r")
-    if text.strip() == "":
-        raise SettingsError(name, f"{path} is empty")
-    return text
+    return text.removesuffix("\n").removesuffix("\r")
 
 
 def _nonempty(raw: str) -> str:

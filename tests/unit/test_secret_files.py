@@ -70,15 +70,21 @@ def test_both_forms_at_once_are_refused(tmp_path: Path) -> None:
         Settings.from_env(env)
 
 
-@pytest.mark.parametrize("content", [None, "", "\n"], ids=["missing", "empty", "newline"])
-def test_an_unreadable_or_empty_file_is_refused_naming_the_file_setting(
-    tmp_path: Path, content: str | None
-) -> None:
-    mounted = tmp_path / "password"
-    if content is not None:
-        mounted.write_text(content)
-    with pytest.raises(SettingsError, match=r"^bad setting HOOKSTREAM_HOOTSUITE_SECRETS_FILE: "):
-        Settings.from_env({"HOOKSTREAM_HOOTSUITE_SECRETS_FILE": str(mounted)})
+def test_an_unreadable_file_is_refused_naming_the_file_setting(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match=r"^bad setting HOOKSTREAM_HOOTSUITE_SECRETS_FILE: cannot read"):
+        Settings.from_env({"HOOKSTREAM_HOOTSUITE_SECRETS_FILE": str(tmp_path / "absent")})
+    (tmp_path / "directory").mkdir()
+    with pytest.raises(SettingsError, match=r"^bad setting HOOKSTREAM_HOOTSUITE_SECRETS_FILE: cannot read"):
+        Settings.from_env({"HOOKSTREAM_HOOTSUITE_SECRETS_FILE": str(tmp_path / "directory")})
+
+
+@pytest.mark.parametrize("content", ["", "\n"], ids=["empty", "newline"])
+def test_an_empty_file_is_an_empty_setting_which_disables_a_sender(tmp_path: Path, content: str) -> None:
+    mounted = tmp_path / "token"
+    mounted.write_text(content)
+    assert (
+        Settings.from_env({"HOOKSTREAM_WEBSITETOOLBOX_TOKEN_FILE": str(mounted)}).websitetoolbox_token is None
+    )
 
 
 def test_a_bad_value_in_a_file_names_the_file_setting(tmp_path: Path) -> None:
