@@ -43,6 +43,9 @@ def _parser() -> argparse.ArgumentParser:
     acl = commands.add_parser("acls", help="the Kafka ACLs of each role for this namespace")
     acl.add_argument("--role", choices=acls.ROLES, help="only this role's (default: every role's)")
     acl.add_argument("--apply", action="store_true", help="create them, with the admin credentials set")
+    acl.add_argument(
+        "--principal", help="with --role: grant them to this principal (e.g. User:CN=receivers for mTLS)"
+    )
     commands.add_parser("topics", help="create or verify the raw, firehose and dead-letter topics")
     commands.add_parser("receivers", help="run the HTTP receivers")
     commands.add_parser("worker", help="run one processor worker (start several to scale out)")
@@ -120,7 +123,13 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         else:
             return 0 if localkafka.status(settings) else 1
     elif args.command == "acls":
-        chosen = acls.all_acls(settings.namespace, [args.role] if args.role else acls.ROLES)
+        if args.principal and not args.role:
+            raise HookstreamError("--principal needs --role: one principal gets one role's ACLs")
+        chosen = (
+            acls.role_acls(args.role, settings.namespace, args.principal)
+            if args.role
+            else acls.all_acls(settings.namespace)
+        )
         if args.apply:
             asyncio.run(acls.apply(settings, chosen))
         print(acls.table(chosen))

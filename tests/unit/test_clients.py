@@ -95,6 +95,13 @@ def test_the_acls_command_prints_one_roles_acls_for_the_namespace() -> None:
     ]
 
 
+def test_a_client_certificates_principal_gets_the_roles_acls() -> None:
+    printed = run_cli("acls", "--role", "receivers", "--principal", "User:CN=receivers,O=shop")
+    assert printed.returncode == 0, printed.stderr
+    assert {line.split("\t")[0] for line in printed.stdout.splitlines()[1:]} == {"User:CN=receivers,O=shop"}
+    assert run_cli("acls", "--principal", "User:x").returncode == 2
+
+
 def test_secure_properties_replace_the_plaintext_ones() -> None:
     plain = "listeners=PLAINTEXT://h:1\nlog.dirs=/data\n"
     assert override(plain, {"listeners": "SASL_SSL://h:1", "super.users": "User:admin"}) == (
