@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import aiohttp
+import pytest
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -147,6 +148,14 @@ class Stack:
     def stop_all(self) -> None:
         for service in self.services:
             service.stop()
+
+    def finish(self, request: pytest.FixtureRequest) -> None:
+        """Stop every service; after a failed test, print the end of each one's log."""
+        self.stop_all()
+        report = getattr(request.node, "rep_call", None)
+        if report is not None and report.failed:
+            for service in self.services:
+                print(f"----- {service.name} ({service.log}) -----\n{service.log_text()[-5000:]}")
 
 
 @contextlib.asynccontextmanager

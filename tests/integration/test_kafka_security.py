@@ -81,11 +81,7 @@ async def deployed(
     stack = Stack(bootstrap=admin["HOOKSTREAM_KAFKA_BOOTSTRAP"], namespace=namespace, workdir=tmp_path)
     stack.env["HOOKSTREAM_WEBSITETOOLBOX_TOKEN"] = FORUM_TOKEN
     yield stack
-    stack.stop_all()
-    report = getattr(request.node, "rep_call", None)
-    if report is not None and report.failed:
-        for service in stack.services:
-            print(f"----- {service.name} ({service.log}) -----\n{service.log_text()[-5000:]}")
+    stack.finish(request)
 
 
 async def post_forum_event(receivers: Service) -> tuple[int, str | None]:
