@@ -23,9 +23,9 @@ from aiokafka.errors import (
 )
 
 from hookstream import clients
-from hookstream.refusals import TOPIC_AUTHORIZATION_FAILED, denied
+from hookstream.access import denied
 from hookstream.settings import Settings
-from hookstream.topics import Topics
+from hookstream.topics import Topics, Unroutable, collision_key
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,10 @@ FETCH_MAX_WAIT_MS = 10
 # The processor's record batches: room for a poll's worth of ~1 KB events per partition in one batch.
 PROCESSOR_BATCH_BYTES = 512 * 1024
 TOPIC_ALREADY_EXISTS = 36
+# CreateTopics errors that mean a topic can never be created under this name by us: an invalid name,
+# or one that collides with an existing topic (17), a policy (44), the ACLs (29). Others (too few brokers
+# for the replication factor, 38, while one is down; timeouts) may pass later and are raised for a retry.
+INVALID_TOPIC, TOPIC_AUTHORIZATION_FAILED, POLICY_VIOLATION = 17, 29, 44
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,48 +203,90 @@ async def ensure_topics(settings: Settings, specs: Iterable[TopicSpec]) -> list[
 
 
 class TopicAdmin:
-    """Creates topics that do not exist yet, remembering what it has seen so a second call is free."""
+    """Creates topics that do not exist yet, remembering what it has seen so a second call is free, and
+    knowing which names can be no topic: Kafka refuses a name that equals an existing one once '.' and
+    '_' are read alike, so a sender's `api_posts` after `api.posts` is checked before it is tried."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._admin = clients.admin(settings)
-        self._known: set[str] = set()
+        self._known: dict[str, str] = {}  # collision key → the existing topic's name
+        self._unroutable: dict[str, Unroutable] = {}
+        self._denied: set[str] = set()  # names our ACLs do not let us create
         self._lock = asyncio.Lock()
 
     async def start(self) -> None:
         await self._admin.start()
-        self._known.update(await self._admin.list_topics())
+        for name in await self._admin.list_topics():
+            self._known[collision_key(name)] = name
 
     async def close(self) -> None:
         await self._admin.close()
 
     async def ensure(self, specs: Iterable[TopicSpec]) -> list[str]:
-        """Create the missing topics of `specs`; return the names created."""
-        missing = [spec for spec in specs if spec.name not in self._known]
-        if not missing:
-            return []
+        """Create the missing topics of `specs`; return the names created. A name that can be no topic
+        is a KafkaError: these are our own topics, not a sender's."""
+        created, unroutable = await self._create(list(specs))
+        if unroutable:
+            name, reason = next(iter(unroutable.items()))
+            if name in self._denied:
+                raise denied(self._settings, "CREATE", f"topic {name}")
+            raise KafkaError(f"could not create topic {name}: {reason}")
+        return created
+
+    async def routable(self, specs: Iterable[TopicSpec]) -> dict[str, Unroutable]:
+        """Create the missing topics of `specs`; return those that can be no topic, and why."""
+        return (await self._create(list(specs)))[1]
+
+    def _missing(self, specs: list[TopicSpec]) -> list[TopicSpec]:
+        return [
+            spec
+            for spec in specs
+            if self._known.get(collision_key(spec.name)) != spec.name and spec.name not in self._unroutable
+        ]
+
+    async def _create(self, specs: list[TopicSpec]) -> tuple[list[str], dict[str, Unroutable]]:
+        unroutable = {
+            spec.name: self._unroutable[spec.name] for spec in specs if spec.name in self._unroutable
+        }
+        if not self._missing(specs):
+            return [], unroutable
         async with self._lock:
-            missing = [spec for spec in missing if spec.name not in self._known]
-            if not missing:
-                return []
-            response = await self._admin.create_topics(
-                [
-                    NewTopic(spec.name, spec.partitions, spec.replication_factor, topic_configs=spec.config)
-                    for spec in missing
-                ]
-            )
-            created = []
-            for name, code, *message in response.topic_errors:
-                if code == TOPIC_AUTHORIZATION_FAILED:
-                    raise denied(self._settings, "CREATE", f"topic {name}")
-                if code not in (0, TOPIC_ALREADY_EXISTS):
-                    raise KafkaError(f"could not create topic {name}: error {code} {message}")
-                if code == 0:
-                    created.append(name)
-                self._known.add(name)
-            for name in created:
+            request: dict[str, TopicSpec] = {}
+            for spec in self._missing(specs):
+                key = collision_key(spec.name)
+                if key in self._known or any(collision_key(name) == key for name in request):
+                    self._unroutable[spec.name] = Unroutable.COLLISION
+                else:
+                    request[spec.name] = spec
+            created = await self._create_topics(list(request.values())) if request else []
+        return created, {
+            spec.name: self._unroutable[spec.name] for spec in specs if spec.name in self._unroutable
+        }
+
+    async def _create_topics(self, specs: list[TopicSpec]) -> list[str]:
+        response = await self._admin.create_topics(
+            [
+                NewTopic(spec.name, spec.partitions, spec.replication_factor, topic_configs=spec.config)
+                for spec in specs
+            ]
+        )
+        created = []
+        for name, code, *message in response.topic_errors:
+            if code == TOPIC_AUTHORIZATION_FAILED:
+                self._denied.add(name)
+            if code in (INVALID_TOPIC, TOPIC_AUTHORIZATION_FAILED, POLICY_VIOLATION):
+                collides = code == INVALID_TOPIC and "collides" in str(message)
+                self._unroutable[name] = Unroutable.COLLISION if collides else Unroutable.REFUSED
+                log.warning("topic refused", extra={"topic": name, "error": f"{code} {message}"})
+                continue
+            if code not in (0, TOPIC_ALREADY_EXISTS):
+                raise KafkaError(f"could not create topic {name}: error {code} {message}")
+            if code == 0:
+                created.append(name)
                 log.info("created topic", extra={"topic": name})
-            return created
+            self._known[collision_key(name)] = name
+        return created
 
     async def partitions(self, names: Iterable[str]) -> dict[str, int]:
         """The partition count of each existing topic of `names`."""

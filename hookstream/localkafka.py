@@ -141,6 +141,10 @@ def start(settings: Settings, say: Say = print, *, secure: bool = False) -> None
         owner = f"the local broker (pid {pid})" if pid else "a Kafka broker not started by hookstream"
         say(f"Kafka already answers at {settings.kafka_bootstrap}: {owner}")
         return
+    if (pid := broker.pid()) is not None:  # ours, busy or still starting: never a second one on its data
+        say(f"the local broker (pid {pid}) runs but does not answer yet; waiting for it")
+        _wait_until_it_answers(probe, broker, lambda: broker.pid() is None)
+        return
     java = _java()
     _fetch_jars(broker, say)
     _write_config(broker, node.properties(broker.controller_port) if node else {})
@@ -167,20 +171,27 @@ def start(settings: Settings, say: Say = print, *, secure: bool = False) -> None
             start_new_session=True,
         )
     broker.pid_file.write_text(f"{process.pid}\n")
+    try:
+        _wait_until_it_answers(probe, broker, lambda: process.poll() is not None)
+    except LocalKafkaError:
+        process.kill()
+        broker.pid_file.unlink(missing_ok=True)
+        raise
+    say(f"Kafka is up at {settings.kafka_bootstrap} in {time.monotonic() - begun:.1f}s (pid {process.pid})")
+    if node is not None:
+        for path in asyncio.run(securekafka.grant(node, settings)):
+            say(f"  {path}")
+
+
+def _wait_until_it_answers(settings: Settings, broker: LocalBroker, gone: Callable[[], bool]) -> None:
     deadline = time.monotonic() + START_TIMEOUT_S
-    while not asyncio.run(kafka_answers(probe, timeout_s=1.0)):
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            broker.pid_file.unlink(missing_ok=True)
+    while not asyncio.run(kafka_answers(settings, timeout_s=1.0)):
+        if gone() or time.monotonic() > deadline:
             raise LocalKafkaError(
                 f"Kafka did not start at {settings.kafka_bootstrap}; last lines of {broker.log_file}:\n"
                 + _tail(broker.log_file)
             )
         time.sleep(0.2)
-    say(f"Kafka is up at {settings.kafka_bootstrap} in {time.monotonic() - begun:.1f}s (pid {process.pid})")
-    if node is not None:
-        for path in asyncio.run(securekafka.grant(node, settings)):
-            say(f"  {path}")
 
 
 def stop(settings: Settings, say: Say = print) -> None:

@@ -1,110 +1,45 @@
-"""When the broker turns a client away: which login or operation, on what, and which setting to fix.
+"""Which of Kafka's refusals of a record are for good, decided in this one place.
 
-A refusal is not an outage. Retrying it at an outage's pace floods the broker and the log; answering
-2xx is impossible; a traceback helps nobody. Callers log the one line `KafkaRefused` carries (once per
-change), report themselves unready, and retry no faster than `REFUSED_RETRY_S`, because the fix (a new
-password in a mounted secret, an ACL an admin adds) arrives while they run.
-
-Two refusals hide: aiokafka reports a wrong password only as "Unable to bootstrap", with the reason in
-its own log, so `login_refusal` asks the broker again on a bare connection that raises the reason; and
-`create_topics` answers a refused creation with error code 29 instead of raising.
+A record refused for good would be refused again however often it is sent: retrying it stops its
+partition forever, so the processor writes a dead letter (`unwritable`) in its place and moves on.
+Anything else is retried, because losing a record to an error we have not classified is worse than a
+stalled partition, which `/livez` reports. Each class below says why it is where it is.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import ssl
+from aiokafka import errors
 
-from aiokafka.conn import create_conn
-from aiokafka.errors import (
-    ClusterAuthorizationFailedError,
-    GroupAuthorizationFailedError,
-    KafkaError,
-    SaslAuthenticationFailed,
-    TopicAuthorizationFailedError,
-    TransactionalIdAuthorizationFailed,
-    UnsupportedSaslMechanismError,
+UNWRITABLE = "unwritable"  # the dead-letter reason (`hs-error`) of a record refused for good
+
+# Refused for good: the same bytes to the same topic meet the same refusal.
+FOR_GOOD: tuple[type[BaseException], ...] = (
+    # The record is larger than the topic's max.message.bytes (broker), or than our max_request_size
+    # (the producer, before sending): its size will not change.
+    errors.MessageSizeTooLargeError,
+    # A produce batch larger than the broker accepts: we send records over a batch's size alone, so
+    # this is one record too large, as above.
+    errors.RecordListTooLargeError,
+    # A topic name Kafka refuses. Derived names are checked before sending (hookstream/topics.py);
+    # this covers one a check missed.
+    errors.InvalidTopicError,
+    # The broker's ACLs deny this principal the topic: only an operator changes that, and a deny on one
+    # output topic must not stop every event behind the one routed there.
+    errors.TopicAuthorizationFailedError,
+    # The broker cannot store the record in the topic's message format: the format is the topic's.
+    errors.UnsupportedForMessageFormatError,
 )
-
-from hookstream import kafkasecurity as ks
-from hookstream.clients import client_options
-from hookstream.errors import HookstreamError
-from hookstream.settings import Settings
-
-REFUSED_RETRY_S = 1.0  # the fastest a refused client tries again (SPEC §7)
-TOPIC_AUTHORIZATION_FAILED = 29
-PROBE_TIMEOUT_S = 5.0
-AUTHORIZATION = (
-    TopicAuthorizationFailedError,
-    GroupAuthorizationFailedError,
-    ClusterAuthorizationFailedError,
-    TransactionalIdAuthorizationFailed,
-)
+# Transient, retried: leader elections and moved partitions (NotLeaderForPartition, LeaderNotAvailable,
+# UnknownTopicOrPartition while a topic is created), too few in-sync replicas (NotEnoughReplicas*),
+# timeouts and lost connections (RequestTimedOut, KafkaTimeoutError, KafkaConnectionError), and a broken
+# idempotent producer (OutOfOrderSequenceNumber, which `DurableProducer` answers with a new producer).
 
 
-class KafkaRefused(HookstreamError):
-    """The broker refused this client's login or one of its operations: a setting or an ACL is wrong."""
+def refused_for_good(error: BaseException) -> bool:
+    """Whether `error`, the outcome of sending a record, means it can never be written there."""
+    return isinstance(error, FOR_GOOD)
 
 
-def denied(settings: Settings, operation: str, resource: str) -> KafkaRefused:
-    """The refusal of `operation` on `resource` to this client's principal."""
-    return KafkaRefused(
-        f"Kafka refused {operation} on {resource} to {who(settings)}: "
-        f"its ACLs do not allow it (see `hookstream acls`)"
-    )
-
-
-def who(settings: Settings) -> str:
-    security = settings.kafka_security
-    if security.uses_sasl:
-        return f"user {security.sasl_username!r} ({ks.USERNAME})"
-    if security.ssl_certfile is not None:
-        return f"the client certificate {security.ssl_certfile} ({ks.CERTFILE})"
-    return "an anonymous client (no HOOKSTREAM_KAFKA_SASL_* or client certificate set)"
-
-
-def authorization(exc: BaseException, settings: Settings, operation: str) -> KafkaRefused | None:
-    """`exc` as a refusal of `operation`, if it is one (aiokafka names the topic or group in it)."""
-    if isinstance(exc, AUTHORIZATION):
-        detail = str(exc).split(":", 1)[-1].strip() or type(exc).__name__
-        return denied(settings, operation, detail)
-    return None
-
-
-async def login_refusal(settings: Settings) -> KafkaRefused | None:
-    """Why the broker refused this client's connection, when it did; None when it is merely away.
-
-    Asks one bootstrap server on a bare connection, which raises what the client only logged."""
-    options = client_options(settings)
-    servers = options.pop("bootstrap_servers")
-    host, _, port = servers[0].rpartition(":")
-    try:
-        conn = await asyncio.wait_for(create_conn(host, int(port), **options), PROBE_TIMEOUT_S)
-    except SaslAuthenticationFailed:
-        return KafkaRefused(
-            f"Kafka refused the login of {who(settings)}: check {ks.PASSWORD} (or {ks.PASSWORD}_FILE)"
-        )
-    except UnsupportedSaslMechanismError:
-        return KafkaRefused(f"Kafka does not offer the SASL mechanism of {ks.MECHANISM}")
-    except ssl.SSLCertVerificationError as exc:
-        setting = ks.CHECK_HOSTNAME if "hostname" in str(exc).lower() else ks.CAFILE
-        return KafkaRefused(
-            f"the broker's TLS certificate was not accepted ({exc.verify_message}): check {setting}"
-        )
-    except (KafkaError, OSError, TimeoutError):
-        return None  # not there, or went away: transient
-    with contextlib.suppress(Exception):
-        conn.close()
-    return None
-
-
-async def refusal(exc: BaseException, settings: Settings, operation: str) -> KafkaRefused | None:
-    """`exc` (from starting a client or doing `operation`) as a refusal, or None if it may pass."""
-    if isinstance(exc, KafkaRefused):
-        return exc
-    if isinstance(exc, AUTHORIZATION):
-        return authorization(exc, settings, operation)
-    if isinstance(exc, KafkaError | OSError):
-        return await login_refusal(settings)
-    return None
+def refusal_detail(topic: str, error: BaseException) -> str:
+    """What a dead letter's `hs-error-detail` says of a refusal: the topic and Kafka's own words."""
+    return f"{topic}: {type(error).__name__}: {error}"

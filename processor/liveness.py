@@ -21,8 +21,8 @@ from aiokafka.errors import KafkaError
 from prometheus_client import CollectorRegistry
 
 from hookstream import clients
+from hookstream.access import REFUSED_RETRY_S, KafkaRefused, refusal
 from hookstream.kafka import core_topics, ensure_topics
-from hookstream.refusals import REFUSED_RETRY_S, KafkaRefused, refusal
 from hookstream.settings import Settings
 from hookstream.web import serve_metrics
 

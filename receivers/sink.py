@@ -13,8 +13,8 @@ from typing import Protocol
 
 from aiokafka.errors import KafkaError
 
+from hookstream.access import AUTHORIZATION, REFUSED_RETRY_S, KafkaRefused, authorization, refusal
 from hookstream.kafka import DurableProducer, ensure_topics, kafka_answers, topic_spec
-from hookstream.refusals import AUTHORIZATION, REFUSED_RETRY_S, KafkaRefused, authorization, refusal
 from hookstream.settings import Settings
 from hookstream.topics import Topics
 from receivers.delivery import Delivery

@@ -20,6 +20,7 @@ from typing import TypeVar
 
 import aiohttp
 import pytest
+from aiohttp import web
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -156,6 +157,19 @@ class Stack:
         if report is not None and report.failed:
             for service in self.services:
                 print(f"----- {service.name} ({service.log}) -----\n{service.log_text()[-5000:]}")
+
+
+@contextlib.asynccontextmanager
+async def serving(app: web.Application) -> AsyncIterator[str]:
+    """Serve `app` (a local stand-in for a SaaS API) on a free loopback port; yields its base URL."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
 
 
 @contextlib.asynccontextmanager

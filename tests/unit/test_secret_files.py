@@ -34,6 +34,7 @@ SECRETS: list[tuple[str, str, Callable[[Settings], Any]]] = [
     ("HOOKSTREAM_STANDARD_SECRETS", f"acme={WHSEC}", lambda s: s.standard_secrets),
     ("HOOKSTREAM_HOOTSUITE_CLIENT_SECRET", "client-secret", lambda s: s.hootsuite_client_secret),
     ("HOOKSTREAM_HOOTSUITE_REFRESH_TOKEN", "refresh", lambda s: s.hootsuite_refresh_token),
+    ("HOOKSTREAM_X_BEARER_TOKEN", "AAAAAAAAAAAAAAAAAAAAAbearer0123456789", lambda s: s.x_bearer_token),
 ]
 
 
