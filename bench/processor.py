@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import aiohttp
@@ -130,12 +131,12 @@ async def worker_eps(settings: Settings, count: int, env: dict[str, str], profil
 
 
 async def measure(
-    bootstrap: str, count: int, duplicates_share: float, guarantee: str, profiler: Profiler
+    kafka: Mapping[str, str], count: int, duplicates_share: float, guarantee: str, profiler: Profiler
 ) -> dict[str, float]:
+    """processor_eps and baseline_kafka_eps over the Kafka that the HOOKSTREAM_KAFKA_* of `kafka` name."""
     namespace = f"bench-{os.getpid()}-{int(time.time())}"
     env = {
-        **os.environ,
-        "HOOKSTREAM_KAFKA_BOOTSTRAP": bootstrap,
+        **kafka,
         "HOOKSTREAM_NAMESPACE": namespace,
         "HOOKSTREAM_WORKER_PORT": "16066",
         "HOOKSTREAM_PROCESSING_GUARANTEE": guarantee,
@@ -151,7 +152,7 @@ async def measure(
 if __name__ == "__main__":
     result = asyncio.run(
         measure(
-            os.environ.get("HOOKSTREAM_KAFKA_BOOTSTRAP", "localhost:9092"),
+            os.environ,
             20_000,
             0.1,
             sys.argv[1] if len(sys.argv) > 1 else "at_least_once",
