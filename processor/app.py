@@ -105,4 +105,5 @@ class WorkerWeb(Service):
         stalled_for = round(self._liveness.stalled_for_s, 1)
         if self._liveness.live:
             return web.json_response({"status": "live", "stalled_for_s": stalled_for})
-        return web.json_response({"status": "stalled", "stalled_for_s": stalled_for}, status=503)
+        status = "refused by Kafka" if self._liveness.refused else "stalled"
+        return web.json_response({"status": status, "stalled_for_s": stalled_for}, status=503)

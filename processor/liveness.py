@@ -21,7 +21,7 @@ from aiokafka.errors import KafkaError
 from prometheus_client import CollectorRegistry
 
 from hookstream import clients
-from hookstream.access import REFUSED_RETRY_S, KafkaRefused, refusal
+from hookstream.access import REFUSED_RETRY_S, KafkaRefused, authorization, refusal
 from hookstream.kafka import core_topics, ensure_topics
 from hookstream.settings import Settings
 from hookstream.web import serve_metrics
@@ -63,11 +63,12 @@ class LivenessWatch:
         self._owned = owned
         self.detector = StallDetector(settings.stall_timeout_s)
         self.stalled_for_s = 0.0
+        self.refused: str | None = None  # the broker refused this worker what the watch asked for
         self._task: asyncio.Task[None] | None = None
 
     @property
     def live(self) -> bool:
-        return not self.detector.stalled(self.stalled_for_s)
+        return self.refused is None and not self.detector.stalled(self.stalled_for_s)
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._watch(), name="liveness")
@@ -90,7 +91,9 @@ class LivenessWatch:
                         await self._offsets(admin, ends), time.monotonic()
                     )
                 except KafkaError as exc:  # no answer is no progress either: keep the last verdict
-                    log.warning("liveness check could not read offsets", extra={"error": repr(exc)})
+                    self._note(exc)
+                else:
+                    self.refused = None
                 if not self.live:
                     log.error(
                         "worker stalled: owned partitions have lag and no progress",
@@ -100,6 +103,16 @@ class LivenessWatch:
         finally:
             await ends.stop()
             await admin.close()
+
+    def _note(self, exc: KafkaError) -> None:
+        """A refusal (the worker's ACLs lost its group, say) makes the worker unready at once, told once."""
+        refused = authorization(exc, self._settings, "DESCRIBE")
+        if refused is None:
+            log.warning("liveness check could not read offsets", extra={"error": repr(exc)})
+            return
+        if str(refused) != self.refused:
+            log.error(str(refused))
+        self.refused = str(refused)
 
     async def _offsets(
         self, admin: AIOKafkaAdminClient, ends: AIOKafkaConsumer
