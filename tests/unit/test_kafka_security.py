@@ -7,14 +7,17 @@ import ssl
 from pathlib import Path
 
 import pytest
+from aiokafka.errors import KafkaConnectionError, TopicAuthorizationFailedError
 from cryptography.hazmat.primitives.asymmetric import ec
 from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 
+from hookstream.access import authorization, refusal
 from hookstream.clients import client_options
 from hookstream.errors import SettingsError
 from hookstream.securekafka import env_lines, issue, pem_cert, pem_key
 from hookstream.settings import Settings
 from processor.transport import broker_credentials
+from tests.support import free_port
 
 P = "HOOKSTREAM_KAFKA_"
 
@@ -131,3 +134,20 @@ def test_unknown_protocol_and_mechanism_are_refused() -> None:
         Settings.from_env({P + "SECURITY_PROTOCOL": "TLS"})
     with pytest.raises(SettingsError, match=f"^bad setting {P}SASL_MECHANISM: expected one of"):
         Settings.from_env({P + "SECURITY_PROTOCOL": "SASL_SSL", P + "SASL_MECHANISM": "GSSAPI"})
+
+
+def test_a_refused_operation_is_told_in_one_line_naming_user_operation_and_resource(
+    pki: dict[str, Path],
+) -> None:
+    settings = Settings.from_env(sasl_ssl(pki))
+    refused = authorization(TopicAuthorizationFailedError("hs.events"), settings, "WRITE")
+    assert str(refused) == (
+        "Kafka refused WRITE on hs.events to user 'receivers' (HOOKSTREAM_KAFKA_SASL_USERNAME): "
+        "its ACLs do not allow it (see `hookstream acls`)"
+    )
+    assert authorization(KafkaConnectionError("gone"), settings, "WRITE") is None
+
+
+async def test_a_broker_that_is_not_there_is_no_refusal() -> None:
+    settings = Settings.from_env({"HOOKSTREAM_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}"})
+    assert await refusal(KafkaConnectionError("Unable to bootstrap"), settings, "WRITE") is None
