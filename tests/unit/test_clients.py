@@ -10,7 +10,7 @@ import pytest
 
 from hookstream.acls import Acl, Operation, Pattern, Permission, Resource, role_acls, table
 from hookstream.errors import HookstreamError
-from hookstream.securekafka import override
+from hookstream.securekafka import SecureNode, override
 from tests.support import run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -107,3 +107,21 @@ def test_secure_properties_replace_the_plaintext_ones() -> None:
     assert override(plain, {"listeners": "SASL_SSL://h:1", "super.users": "User:admin"}) == (
         "log.dirs=/data\nlisteners=SASL_SSL://h:1\nsuper.users=User:admin\n"
     )
+
+
+def test_the_secure_node_authenticates_every_listener_and_has_no_anonymous_super_user(tmp_path: Path) -> None:
+    node = SecureNode(tmp_path, "localhost", 19092)
+    properties = node.properties(controller_port=19093)
+    assert "ANONYMOUS" not in properties["super.users"]
+    protocols = dict(pair.split(":") for pair in properties["listener.security.protocol.map"].split(","))
+    assert protocols == {"SASL_SSL": "SASL_SSL", "CONTROLLER": "SASL_PLAINTEXT", "SSL": "SSL"}
+    assert properties["listener.name.ssl.ssl.client.auth"] == "required"
+    assert properties["allow.everyone.if.no.acl.found"] == "false"
+    assert {arg.split("name=")[1].split(",")[0] for arg in node.format_args()} == {
+        "receivers",
+        "worker",
+        "poller",
+        "reader",
+        "admin",
+    }
+    assert oct((tmp_path / "secure" / "passwords.json").stat().st_mode & 0o777) == "0o600"
