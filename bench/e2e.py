@@ -12,12 +12,13 @@ from pathlib import Path
 
 import aiohttp
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
 from bench import meter
 from bench.payloads import payload
 from bench.profile import Profiler
 from bench.receivers import TOKEN, wait_ready
+from hookstream import clients
 from hookstream.kafka import FETCH_MAX_WAIT_MS, core_topics, ensure_topics
 from hookstream.localkafka import LocalBroker
 from hookstream.settings import Settings
@@ -54,8 +55,8 @@ async def measure(
         )
         for command in ("receivers", "worker")
     ]
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers,
+    consumer = clients.consumer(
+        settings,
         isolation_level="read_committed",
         fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
     )

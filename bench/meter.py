@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from hookstream.settings import Settings
 from tests.integration.harness import read_all
 
 _TICKS_PER_S = os.sysconf("SC_CLK_TCK")
@@ -55,9 +56,9 @@ class Throughput:
     cpu_us_per_record: float
 
 
-async def output_seconds(bootstrap: str, topic: str) -> float:
+async def output_seconds(settings: Settings, topic: str) -> float:
     """From the first record written to `topic` to the last, by their timestamps."""
-    stamps: list[int] = [record.timestamp for record in await read_all(bootstrap, topic)]
+    stamps: list[int] = [record.timestamp for record in await read_all(settings, topic)]
     if len(stamps) < 2 or max(stamps) == min(stamps):
         raise RuntimeError(f"{topic}: {len(stamps)} records within one millisecond, not a measurement")
     return (max(stamps) - min(stamps)) / 1000

@@ -13,17 +13,18 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import aiohttp
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench import meter
 from bench.payloads import raw_records
 from bench.peers import kstreams
 from bench.profile import Profiler
+from hookstream import clients
 from hookstream.kafka import core_topics, ensure_topics, topic_spec
 from hookstream.settings import Settings
 from hookstream.topics import Topics
@@ -41,7 +42,7 @@ async def load(settings: Settings, count: int, duplicates_share: float) -> list[
     """Create the namespace's topics and fill its raw topics; return the raw topics used."""
     await ensure_topics(settings, core_topics(settings))
     records = raw_records(Topics(settings.namespace), count, duplicates_share)
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, linger_ms=20, acks="all")
+    producer = clients.producer(settings, linger_ms=20, acks="all")
     await producer.start()
     try:
         acks = [
@@ -57,15 +58,15 @@ async def baseline_eps(settings: Settings, topics: list[str], count: int) -> flo
     """consume → orjson.loads → orjson.dumps → produce (acks=all), committing after each batch."""
     out = f"{settings.namespace}.baseline"
     await ensure_topics(settings, [topic_spec(settings, out)])
-    consumer = AIOKafkaConsumer(
+    consumer = clients.consumer(
+        settings,
         *topics,
-        bootstrap_servers=settings.bootstrap_servers,
         group_id=f"{settings.namespace}-baseline",
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         max_poll_records=1000,
     )
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all", linger_ms=5)
+    producer = clients.producer(settings, acks="all", linger_ms=5)
     await consumer.start()
     await producer.start()
     done = 0
@@ -83,7 +84,7 @@ async def baseline_eps(settings: Settings, topics: list[str], count: int) -> flo
     finally:
         await consumer.stop()
         await producer.stop()
-    return count / await meter.output_seconds(settings.kafka_bootstrap, out)
+    return count / await meter.output_seconds(settings, out)
 
 
 async def _outcomes(port: int) -> float:
@@ -135,31 +136,32 @@ async def workers_run(
             process.terminate()
         for process in processes:
             await asyncio.wait_for(process.wait(), 30)
-    eps = count / await meter.output_seconds(settings.kafka_bootstrap, Topics(settings.namespace).events)
+    eps = count / await meter.output_seconds(settings, Topics(settings.namespace).events)
     return meter.Throughput(eps, meter.us_per_unit(first or meter.Sample(0.0, 0.0, 0.0), last))
 
 
 async def measure(
-    bootstrap: str,
+    kafka: Mapping[str, str],
     count: int,
     duplicates_share: float,
     profiler: Profiler,
     *,
+    eos: bool = True,
     peers: bool = False,
     two_workers: bool = False,
 ) -> dict[str, float | str]:
-    """processor_eps and its CPU per record under both guarantees, the plain aiokafka baseline, and
-    (`peers`) the Kafka Streams peer over the same raw records; (`two_workers`) two workers together."""
+    """processor_eps and its CPU per record, the plain aiokafka baseline, over the Kafka that the
+    HOOKSTREAM_KAFKA_* of `kafka` name; (`eos`) the same under exactly_once; (`peers`) the Kafka Streams
+    peer over the same raw records; (`two_workers`) two workers together."""
     stamp = f"bench-{os.getpid()}-{int(time.time())}"
     results: dict[str, float | str] = {}
     for name, guarantee, workers in (
         ("processor", "at_least_once", 1),
-        ("processor_eos", "exactly_once", 1),
+        *([("processor_eos", "exactly_once", 1)] if eos else []),
         *([("processor_two_workers", "at_least_once", 2)] if two_workers else []),
     ):
         env = {
-            **os.environ,
-            "HOOKSTREAM_KAFKA_BOOTSTRAP": bootstrap,
+            **kafka,
             "HOOKSTREAM_NAMESPACE": f"{stamp}-{name.replace('_', '-')}",
             "HOOKSTREAM_WORKER_PORT": "16066",
             "HOOKSTREAM_PROCESSING_GUARANTEE": guarantee,
@@ -181,7 +183,7 @@ if __name__ == "__main__":
     print(
         asyncio.run(
             measure(
-                os.environ.get("HOOKSTREAM_KAFKA_BOOTSTRAP", "localhost:9092"),
+                os.environ,
                 int(sys.argv[1]) if len(sys.argv) > 1 else 20_000,
                 0.1,
                 Profiler(None),

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import NewTopic
 from aiokafka.errors import (
     InvalidProducerEpoch,
     KafkaError,
@@ -22,6 +22,8 @@ from aiokafka.errors import (
     UnknownProducerId,
 )
 
+from hookstream import clients
+from hookstream.access import denied
 from hookstream.settings import Settings
 from hookstream.topics import Topics, Unroutable, collision_key
 
@@ -92,8 +94,8 @@ def core_topics(settings: Settings) -> list[TopicSpec]:
 def durable_producer(settings: Settings, *, role: str, linger_ms: int, **options: Any) -> AIOKafkaProducer:
     """A producer whose acknowledgement means durable: acks=all, and idempotent so that its own retries
     neither duplicate nor reorder a partition. Create it inside the running event loop."""
-    return AIOKafkaProducer(
-        bootstrap_servers=settings.bootstrap_servers,
+    return clients.producer(
+        settings,
         client_id=f"{settings.namespace}-{role}",
         acks="all",
         enable_idempotence=True,
@@ -178,9 +180,7 @@ class DurableProducer:
 
 async def kafka_answers(settings: Settings, timeout_s: float = 2.0) -> bool:
     """True when a broker of `HOOKSTREAM_KAFKA_BOOTSTRAP` answers a metadata request in time."""
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.bootstrap_servers, request_timeout_ms=int(timeout_s * 1000)
-    )
+    admin = clients.admin(settings, request_timeout_ms=int(timeout_s * 1000))
     try:
         await asyncio.wait_for(admin.start(), timeout_s)
         await asyncio.wait_for(admin.describe_cluster(), timeout_s)
@@ -208,9 +208,11 @@ class TopicAdmin:
     '_' are read alike, so a sender's `api_posts` after `api.posts` is checked before it is tried."""
 
     def __init__(self, settings: Settings) -> None:
-        self._admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+        self._settings = settings
+        self._admin = clients.admin(settings)
         self._known: dict[str, str] = {}  # collision key → the existing topic's name
         self._unroutable: dict[str, Unroutable] = {}
+        self._denied: set[str] = set()  # names our ACLs do not let us create
         self._lock = asyncio.Lock()
 
     async def start(self) -> None:
@@ -227,6 +229,8 @@ class TopicAdmin:
         created, unroutable = await self._create(list(specs))
         if unroutable:
             name, reason = next(iter(unroutable.items()))
+            if name in self._denied:
+                raise denied(self._settings, "CREATE", f"topic {name}")
             raise KafkaError(f"could not create topic {name}: {reason}")
         return created
 
@@ -269,6 +273,8 @@ class TopicAdmin:
         )
         created = []
         for name, code, *message in response.topic_errors:
+            if code == TOPIC_AUTHORIZATION_FAILED:
+                self._denied.add(name)
             if code in (INVALID_TOPIC, TOPIC_AUTHORIZATION_FAILED, POLICY_VIOLATION):
                 collides = code == INVALID_TOPIC and "collides" in str(message)
                 self._unroutable[name] = Unroutable.COLLISION if collides else Unroutable.REFUSED
@@ -285,4 +291,7 @@ class TopicAdmin:
     async def partitions(self, names: Iterable[str]) -> dict[str, int]:
         """The partition count of each existing topic of `names`."""
         described = await self._admin.describe_topics(list(names))
+        for topic in described:
+            if topic["error_code"] == TOPIC_AUTHORIZATION_FAILED:  # a consumer assigned it would spin
+                raise denied(self._settings, "DESCRIBE", f"topic {topic['topic']}")
         return {topic["topic"]: len(topic["partitions"]) for topic in described if topic["error_code"] == 0}

@@ -17,10 +17,11 @@ import signal
 import subprocess
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from hookstream import securekafka
 from hookstream.errors import LocalKafkaError
 from hookstream.kafka import kafka_answers
 from hookstream.settings import Settings
@@ -128,21 +129,26 @@ class LocalBroker:
         return pid
 
 
-def start(settings: Settings, say: Say = print) -> None:
+def start(settings: Settings, say: Say = print, *, secure: bool = False) -> None:
     broker = LocalBroker.for_settings(settings)
-    if asyncio.run(kafka_answers(settings)):
+    node = securekafka.SecureNode(broker.home, broker.host, broker.port) if secure else None
+    probe = settings
+    if node is not None:
+        node.prepare()
+        probe = node.settings(settings)
+    if asyncio.run(kafka_answers(probe)):
         pid = broker.pid()
         owner = f"the local broker (pid {pid})" if pid else "a Kafka broker not started by hookstream"
         say(f"Kafka already answers at {settings.kafka_bootstrap}: {owner}")
         return
     if (pid := broker.pid()) is not None:  # ours, busy or still starting: never a second one on its data
         say(f"the local broker (pid {pid}) runs but does not answer yet; waiting for it")
-        _wait_until_it_answers(settings, broker, lambda: broker.pid() is None)
+        _wait_until_it_answers(probe, broker, lambda: broker.pid() is None)
         return
     java = _java()
     _fetch_jars(broker, say)
-    _write_config(broker)
-    _format_storage(broker, java)
+    _write_config(broker, node.properties(broker.controller_port) if node else {})
+    _format_storage(broker, java, node.format_args() if node else [])
     begun = time.monotonic()
     say(f"starting Kafka {KAFKA_VERSION} at {broker.host}:{broker.port} (log: {broker.log_file})")
     with broker.log_file.open("ab") as log:
@@ -166,12 +172,15 @@ def start(settings: Settings, say: Say = print) -> None:
         )
     broker.pid_file.write_text(f"{process.pid}\n")
     try:
-        _wait_until_it_answers(settings, broker, lambda: process.poll() is not None)
+        _wait_until_it_answers(probe, broker, lambda: process.poll() is not None)
     except LocalKafkaError:
         process.kill()
         broker.pid_file.unlink(missing_ok=True)
         raise
     say(f"Kafka is up at {settings.kafka_bootstrap} in {time.monotonic() - begun:.1f}s (pid {process.pid})")
+    if node is not None:
+        for path in asyncio.run(securekafka.grant(node, settings)):
+            say(f"  {path}")
 
 
 def _wait_until_it_answers(settings: Settings, broker: LocalBroker, gone: Callable[[], bool]) -> None:
@@ -277,20 +286,19 @@ def _fetch_jars(broker: LocalBroker, say: Say) -> None:
     say(f"fetched {fetched} new artifacts; {jars} jars ready in {broker.lib_dir}")
 
 
-def _write_config(broker: LocalBroker) -> None:
+def _write_config(broker: LocalBroker, secure: Mapping[str, str]) -> None:
     broker.home.mkdir(parents=True, exist_ok=True)
     (broker.home / "log4j2.properties").write_text(_LOG4J2)
-    (broker.home / "server.properties").write_text(
-        _SERVER.format(
-            host=broker.host,
-            port=broker.port,
-            controller_port=broker.controller_port,
-            data=broker.home / "data",
-        )
+    plain = _SERVER.format(
+        host=broker.host, port=broker.port, controller_port=broker.controller_port, data=broker.home / "data"
     )
+    config = broker.home / "server.properties"
+    config.touch()
+    config.chmod(0o600)  # a secure node's properties hold passwords
+    config.write_text(securekafka.override(plain, secure))
 
 
-def _format_storage(broker: LocalBroker, java: str) -> None:
+def _format_storage(broker: LocalBroker, java: str, users: list[str]) -> None:
     if (broker.home / "data" / "meta.properties").exists():
         return
     cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
@@ -305,6 +313,7 @@ def _format_storage(broker: LocalBroker, java: str) -> None:
             f"--cluster-id={cluster_id}",  # one argv word: a random id may start with "-"
             "-c",
             str(broker.home / "server.properties"),
+            *users,
         ],
         capture_output=True,
         text=True,

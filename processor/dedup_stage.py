@@ -43,6 +43,7 @@ from aiokafka import (
 )
 from aiokafka.errors import KafkaError, ProducerFenced
 
+from hookstream import clients
 from hookstream import headers as H
 from hookstream.kafka import (
     FETCH_MAX_WAIT_MS,
@@ -110,8 +111,8 @@ class DedupStage(ConsumerRebalanceListener):  # type: ignore[misc]
                 self._settings, role="dedup", linger_ms=0, max_batch_size=PROCESSOR_BATCH_BYTES
             )
             await self._producer.start()
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._settings.bootstrap_servers,
+        self._consumer = clients.consumer(
+            self._settings,
             client_id=f"{self._settings.namespace}-dedup",
             group_id=self.group_id,
             enable_auto_commit=False,
@@ -236,10 +237,12 @@ class DedupStage(ConsumerRebalanceListener):  # type: ignore[misc]
     @contextlib.asynccontextmanager
     async def _state_reader(self) -> AsyncIterator[AIOKafkaConsumer]:
         """A consumer of committed state records, outside any group."""
-        reader = AIOKafkaConsumer(
-            bootstrap_servers=self._settings.bootstrap_servers,
+        reader = clients.consumer(
+            self._settings,
             enable_auto_commit=False,
             isolation_level="read_committed",
+            # Its stop waits for the fetch in flight: a long wait would delay every take-over by as long.
+            fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
         )
         await reader.start()
         try:

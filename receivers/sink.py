@@ -13,6 +13,7 @@ from typing import Protocol
 
 from aiokafka.errors import KafkaError
 
+from hookstream.access import AUTHORIZATION, REFUSED_RETRY_S, KafkaRefused, authorization, refusal
 from hookstream.kafka import DurableProducer, ensure_topics, kafka_answers, topic_spec
 from hookstream.settings import Settings
 from hookstream.topics import Topics
@@ -43,6 +44,7 @@ class KafkaSink:
         self._started: asyncio.Task[None] | None = None
         self._ready_at = -1.0
         self._ready = False
+        self._refused: str | None = None  # why the broker turned this client away, until it lets it in
 
     async def start(self) -> None:
         """Connect in the background: the receiver serves (503s) even while Kafka is not there yet."""
@@ -67,14 +69,26 @@ class KafkaSink:
                     self._settings,
                     (topic_spec(self._settings, t) for t in Topics(self._settings.namespace).all_raw),
                 )
-            except (KafkaError, OSError) as exc:
+            except (KafkaError, OSError, KafkaRefused) as exc:
                 await self._producer.stop()
-                log.warning("Kafka not reachable yet; retrying", extra={"error": type(exc).__name__})
-                await asyncio.sleep(delay)
+                refused = await refusal(exc, self._settings, "WRITE")
+                if refused is None:
+                    log.warning("Kafka not reachable yet; retrying", extra={"error": type(exc).__name__})
+                else:
+                    self._refuse(refused)
+                # A refusal waits for a fixed secret or ACL: retried, but never faster than once a second.
+                await asyncio.sleep(delay if refused is None else max(delay, REFUSED_RETRY_S))
                 delay = min(delay * 2, 5.0)
             else:
+                self._refused = None
                 log.info("connected to Kafka", extra={"url": self._settings.kafka_bootstrap})
                 return
+
+    def _refuse(self, refused: KafkaRefused) -> None:
+        """Log a refusal once (not once per retry or per request), and be unready while it lasts."""
+        if str(refused) != self._refused:
+            log.error(str(refused))
+        self._refused = str(refused)
 
     async def stop(self) -> None:
         if self._started is not None:
@@ -94,16 +108,19 @@ class KafkaSink:
             # A caller that gives up waiting must not cancel the batch's future under aiokafka's feet.
             await asyncio.shield(ack)
         except KafkaError as exc:
+            if isinstance(exc, AUTHORIZATION):
+                self._refuse(authorization(exc, self._settings, "WRITE") or KafkaRefused(str(exc)))
             raise SinkUnavailable(type(exc).__name__) from exc
+        self._refused = None
 
     async def ready(self) -> bool:
         """Whether a broker answers now; asked at most once a second however often probes come."""
         loop = asyncio.get_running_loop()
         if loop.time() - self._ready_at > READINESS_CACHE_S:
             self._ready_at = loop.time()
-            self._ready = bool(self._started and self._started.done()) and await kafka_answers(
-                self._settings, timeout_s=READINESS_CACHE_S
-            )
+            connected = bool(self._started and self._started.done()) and self._refused is None
+            # kafka_answers logs in with this client's own credentials: a changed password shows.
+            self._ready = connected and await kafka_answers(self._settings, timeout_s=READINESS_CACHE_S)
         return self._ready
 
 

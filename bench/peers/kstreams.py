@@ -88,5 +88,5 @@ async def _run(
         if java.returncode is None:
             java.terminate()
         await java.wait()
-    eps = count / await meter.output_seconds(settings.kafka_bootstrap, f"{namespace}.events")
+    eps = count / await meter.output_seconds(settings, f"{namespace}.events")
     return meter.Throughput(eps, meter.us_per_unit(first or meter.Sample(0.0, 0.0, 0.0), last))
