@@ -38,7 +38,7 @@ def create_app(settings: Settings, pipeline: Pipeline) -> faust.App:
         store=settings.store,
         datadir=str(worker_dir(settings)),
         topic_partitions=settings.topic_partitions,
-        topic_replication_factor=settings.replication_factor,
+        topic_replication_factor=settings.replication_factor or 1,  # unused: Faust declares no topics
         topic_allow_declare=False,
         processing_guarantee="at_least_once",
         broker_max_poll_records=BATCH_MAX,

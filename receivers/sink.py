@@ -13,7 +13,7 @@ from typing import Protocol
 
 from aiokafka.errors import KafkaError
 
-from hookstream.kafka import DurableProducer, ensure_topics, kafka_answers, topic_spec
+from hookstream.kafka import DurableProducer, topic_admin, topic_spec
 from hookstream.settings import Settings
 from hookstream.topics import Topics
 from receivers.delivery import Delivery
@@ -31,7 +31,7 @@ class RawSink(Protocol):
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
     async def deliver(self, delivery: Delivery) -> None: ...
-    async def ready(self) -> bool: ...
+    async def blocker(self) -> str | None: ...
 
 
 class KafkaSink:
@@ -41,8 +41,10 @@ class KafkaSink:
         self._settings = settings
         self._producer: DurableProducer | None = None
         self._started: asyncio.Task[None] | None = None
-        self._ready_at = -1.0
-        self._ready = False
+        self._raw = Topics(settings.namespace).all_raw
+        self._min_insync: dict[str, int] = {}
+        self._checked_at = -1.0
+        self._blocker: str | None = "not connected to Kafka yet"
 
     async def start(self) -> None:
         """Connect in the background: the receiver serves (503s) even while Kafka is not there yet."""
@@ -63,10 +65,9 @@ class KafkaSink:
             )
             try:
                 await self._producer.start()
-                await ensure_topics(
-                    self._settings,
-                    (topic_spec(self._settings, t) for t in Topics(self._settings.namespace).all_raw),
-                )
+                async with topic_admin(self._settings) as admin:
+                    await admin.ensure(topic_spec(self._settings, topic) for topic in self._raw)
+                    self._min_insync = await admin.min_insync(self._raw)
             except (KafkaError, OSError) as exc:
                 await self._producer.stop()
                 log.warning("Kafka not reachable yet; retrying", extra={"error": type(exc).__name__})
@@ -96,15 +97,20 @@ class KafkaSink:
         except KafkaError as exc:
             raise SinkUnavailable(type(exc).__name__) from exc
 
-    async def ready(self) -> bool:
-        """Whether a broker answers now; asked at most once a second however often probes come."""
+    async def blocker(self) -> str | None:
+        """Why a delivery cannot be written now (no leader, too few in-sync replicas reachable), as the
+        producer sees the cluster; None when it can. Asked at most once a second however often probes
+        come."""
         loop = asyncio.get_running_loop()
-        if loop.time() - self._ready_at > READINESS_CACHE_S:
-            self._ready_at = loop.time()
-            self._ready = bool(self._started and self._started.done()) and await kafka_answers(
-                self._settings, timeout_s=READINESS_CACHE_S
-            )
-        return self._ready
+        if loop.time() - self._checked_at > READINESS_CACHE_S:
+            self._checked_at = loop.time()
+            if self._producer is None or self._started is None or not self._started.done():
+                self._blocker = "not connected to Kafka yet"
+            else:
+                self._blocker = await self._producer.write_blocker(
+                    self._raw, self._min_insync, timeout_s=READINESS_CACHE_S
+                )
+        return self._blocker
 
 
 class MemorySink:
@@ -133,8 +139,8 @@ class MemorySink:
             raise SinkUnavailable("memory sink set to fail")
         self.deliveries.append(delivery)
 
-    async def ready(self) -> bool:
-        return not (self.fail or self.stall)
+    async def blocker(self) -> str | None:
+        return "memory sink set to fail" if self.fail or self.stall else None
 
     async def wait_stalled(self, count: int) -> None:
         """Return once `count` deliveries in all have waited on the stalled sink."""
