@@ -74,6 +74,11 @@ logger.started.name = kafka.server.KafkaRaftServer
 logger.started.level = INFO
 """
 
+# A cluster's nodes also log each change of their controller quorum role: "Completed transition to
+# Leader(localId=2, epoch=5, …)" names the active controller of that epoch.
+_QUORUM_LOG = """logger.quorum.name = org.apache.kafka.raft.QuorumState
+logger.quorum.level = INFO
+"""
 
 Say = Callable[[str], None]
 
@@ -324,7 +329,7 @@ def _fetch_jars(broker: LocalBroker, say: Say) -> None:
 
 def _write_config(broker: LocalBroker, cluster: LocalCluster) -> None:
     broker.home.mkdir(parents=True, exist_ok=True)
-    (broker.home / "log4j2.properties").write_text(_LOG4J2)
+    (broker.home / "log4j2.properties").write_text(_LOG4J2 + (_QUORUM_LOG if cluster.replicated else ""))
     (broker.home / "server.properties").write_text(render(server_properties(broker, cluster)))
 
 
