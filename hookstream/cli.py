@@ -30,7 +30,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Webhooks into Kafka, out as CloudEvents. Settings: HOOKSTREAM_* variables.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    kafka = commands.add_parser("kafka", help="the local single-node Kafka for development and tests")
+    kafka = commands.add_parser("kafka", help="the local Kafka: one KRaft node per bootstrap address")
     kafka.add_argument("action", choices=("start", "stop", "status"))
     commands.add_parser("topics", help="create or verify the raw, firehose and dead-letter topics")
     commands.add_parser("receivers", help="run the HTTP receivers")

@@ -20,19 +20,20 @@ import uuid
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 
 import aiohttp
 import orjson
 import pytest
+from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.errors import KafkaError
 
 from hookstream.localcluster import LocalBroker, local_cluster, pick_ports
 from hookstream.settings import Settings
 from hookstream.topics import Topics
-from tests.integration.harness import Service, Stack, caught_up, eventually, metric, read_all
+from tests.integration.harness import Service, Stack, caught_up, end_offsets, eventually, metric, read_all
 from tests.support import FORUM_TOKEN, forum_event, run_cli
 
 RATE_PER_S = 40  # per stack: steady, far below what the receivers and a worker can do on 2 cores
@@ -100,7 +101,7 @@ class Cluster:
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[Cluster]:
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """Three nodes on ports of their own (below the ephemeral range, so a restart finds them free)."""
     cache_dir = Settings.from_env().cache_dir
     ports = pick_ports(3, {"127.0.0.1"})
@@ -114,6 +115,10 @@ def cluster() -> Iterator[Cluster]:
         yield Cluster(env, nodes)
     finally:
         run_cli("kafka", "stop", env=env)
+        logs = tmp_path_factory.mktemp("kafka-logs")
+        for node in nodes:  # kept with the test's other logs
+            with contextlib.suppress(FileNotFoundError):
+                shutil.copy(node.log_file, logs / f"node-{node.node_id}.log")
         shutil.rmtree(nodes[0].home.parent, ignore_errors=True)
 
 
@@ -133,7 +138,12 @@ class Load:
     _stopped: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def run(self) -> None:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+        # No connection limit: while Kafka is away hundreds of requests wait for their 503 at once, and
+        # a request queued for a free connection would time out here, not at the receivers.
+        connector = aiohttp.TCPConnector(limit=0)
+        async with aiohttp.ClientSession(
+            connector=connector, timeout=aiohttp.ClientTimeout(total=30)
+        ) as session:
             pending: set[asyncio.Task[None]] = set()
             begun = time.monotonic()
             n = 0
@@ -159,7 +169,7 @@ async def _post(session: aiohttp.ClientSession, url: str, n: int, sent: dict[int
     try:
         async with session.post(url, data=forum_event(n, user_id=n)) as response:
             delivery.status = response.status
-    except aiohttp.ClientError:
+    except (aiohttp.ClientError, TimeoutError):
         delivery.status = 0
     delivery.answered_at = time.monotonic()
 
@@ -168,13 +178,17 @@ async def _post(session: aiohttp.ClientSession, url: str, n: int, sent: dict[int
 class Phase:
     name: str
     began: float  # when the fault was done (the process was gone)
-    ended: float = float("inf")
+    caught_up: dict[int, float] = field(default_factory=dict)  # per stack: its worker had published
+    # everything received until its receivers accepted again
+    since: str = "the fault"  # what recovery is measured from
+    at: float = 0.0  # when that was; the fault unless set
+    ended: float = float("inf")  # when the next fault began
 
 
-async def accepting_again(load: Load, stack: int, since: float, run: int = 20) -> bool:
-    """The last `run` answers to deliveries sent after `since` are all 2xx."""
+async def accepting_again(load: Load, stack: int, since: float) -> bool:
+    """The last RUN answers to deliveries sent after `since` are all 2xx."""
     answers = load.answered(stack, since)
-    return len(answers) >= run and all(d.status == 200 for d in answers[-run:])
+    return len(answers) >= RUN and all(d.status == 200 for d in answers[-RUN:])
 
 
 async def readyz(receivers: Service) -> int:
@@ -194,42 +208,71 @@ async def settled(bootstrap: str, namespace: str) -> None:
     await eventually(committed, timeout=RECOVERY_S, what="both stages to commit everything")
 
 
-async def published(bootstrap: str, namespace: str) -> dict[int, list[float]]:
-    """Each event id on the firehose → its receive-to-publish delays (s), one per copy."""
+async def drained(bootstrap: str, namespace: str) -> float:
+    """Wait until both stages have committed what their input topics held when this was called (the
+    worker caught up); return that moment."""
     topics = Topics(namespace)
-    delays: dict[int, list[float]] = {}
-    for record in await read_all(bootstrap, topics.events):
-        event = orjson.loads(record.value)
-        received = datetime.fromisoformat(event["hsreceivedat"]).timestamp()
-        delays.setdefault(int(event["id"].split(":")[1]), []).append(record.timestamp / 1000 - received)
-    return delays
+    for group, topic in ((namespace, topics.raw("websitetoolbox")), (f"{namespace}-dedup", topics.keyed)):
+        ends = await end_offsets(bootstrap, topic)
+
+        async def committed(group: str = group, topic: str = topic, ends: dict[int, int] = ends) -> bool:
+            offsets = await group_offsets(bootstrap, group)
+            return all(offsets.get(TopicPartition(topic, p), -1) >= end for p, end in ends.items())
+
+        await eventually(committed, timeout=RECOVERY_S, what=f"{group} to commit {topic} up to {ends}")
+    return time.monotonic()
 
 
-def report(
-    guarantee: str, load: Load, stack: int, phases: list[Phase], arrived: dict[int, list[float]]
-) -> None:
-    """One line per fault, for deliveries sent from the fault until the next one."""
+async def group_offsets(bootstrap: str, group: str) -> dict[TopicPartition, int]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        return {tp: meta.offset for tp, meta in (await admin.list_consumer_group_offsets(group)).items()}
+    except KafkaError:
+        return {}  # asked while the group's coordinator moves: not yet
+    finally:
+        await admin.close()
+
+
+async def published(bootstrap: str, namespace: str) -> Counter[int]:
+    """How often each event id is on the firehose (read_committed)."""
+    records = await read_all(bootstrap, Topics(namespace).events)
+    return Counter(int(orjson.loads(record.value)["id"].split(":")[1]) for record in records)
+
+
+RUN = 20  # consecutive 2xx answers that count as "accepting again"
+
+
+def report(guarantee: str, load: Load, stack: int, phases: list[Phase], arrived: Counter[int]) -> None:
+    """One line per fault, for deliveries sent from the fault until the next one: what was sent and
+    answered, what arrived, and when the receivers accepted again (the first RUN consecutive 2xx after
+    the first 503) and the worker had published everything received until then."""
     for phase in phases:
-        sent = {n: d for n, d in load.deliveries[stack].items() if phase.began <= d.sent_at < phase.ended}
-        acked = [n for n, d in sent.items() if d.status == 200]
-        refused = [d for d in sent.values() if d.status == 503]
-        window = max((d.answered_at for d in refused), default=phase.began) - phase.began
-        waited = max((max(arrived[n]) for n in sent if n in arrived), default=0.0)
+        sent = sorted(
+            ((n, d) for n, d in load.deliveries[stack].items() if phase.began <= d.sent_at < phase.ended),
+            key=lambda item: item[1].sent_at,
+        )
+        statuses = [d.status for _, d in sent]
+        acked = [n for n, d in sent if d.status == 200]
+        first = statuses.index(503) if 503 in statuses else 0
+        back = next((i for i in range(first, len(sent)) if statuses[i : i + RUN] == [200] * RUN), first)
+        at = phase.at or phase.began
         print(
-            f"\n[{phase.name}, {guarantee}] sent {len(sent)}, 2xx {len(acked)}, 503 {len(refused)}, "
+            f"\n[{phase.name}, {guarantee}] sent {len(sent)}, 2xx {len(acked)}, 503 {statuses.count(503)}, "
             f"arrived {sum(1 for n in acked if n in arrived)}, "
-            f"duplicated {sum(1 for n in sent if len(arrived.get(n, ())) > 1)}, "
-            f"503s until {window:.1f} s after the fault, longest receive-to-publish {waited:.1f} s"
+            f"duplicated {sum(1 for n, _ in sent if arrived[n] > 1)}; after {phase.since}: "
+            f"receivers accepting again {max(0.0, sent[back][1].sent_at - at):.1f} s, "
+            f"worker caught up {phase.caught_up[stack] - at:.1f} s"
         )
 
 
-def check(load: Load, stack: int, arrived: dict[int, list[float]], *, exactly_once: bool) -> None:
+def check(load: Load, stack: int, arrived: Counter[int], *, exactly_once: bool) -> None:
     acked = {n for n, d in load.deliveries[stack].items() if d.status == 200}
     assert acked, "deliveries were accepted"
     assert acked <= set(arrived), f"acknowledged but lost: {sorted(acked - set(arrived))[:20]}"
     assert {d.status for d in load.deliveries[stack].values()} <= {200, 503}, "only 2xx or 503"
     if exactly_once:
-        doubled = sorted(n for n, delays in arrived.items() if len(delays) > 1)
+        doubled = sorted(n for n, count in arrived.items() if count > 1)
         assert not doubled, f"published twice under exactly_once: {doubled[:20]}"
 
 
@@ -265,7 +308,7 @@ def forum_stack(cluster: Cluster, workdir: Path, guarantee: str) -> Stack:
 async def restart(cluster: Cluster, brokers: list[int], watched: list[str]) -> None:
     """`hookstream kafka start` starts exactly the nodes that are down; wait until they are in sync."""
     out = await cluster.start()
-    print(out)
+    print(out.rstrip())
     assert out.count("starting Kafka") == len(brokers), out
     assert all(f"{cluster.node(b).address} (node {b}" in out for b in brokers), out
 
@@ -312,96 +355,116 @@ async def accepting(load: Load, stack: int, since: float) -> None:
     )
 
 
-async def test_a_lost_leader_a_lost_controller_and_a_lost_majority_under_load(
+@dataclass
+class Drill:
+    """Faults driven through one cluster under one load, and what each of them did."""
+
+    cluster: Cluster
+    load: Load
+    stacks: list[Stack]
+    phases: list[Phase] = field(default_factory=list)
+
+    @property
+    def watched(self) -> list[str]:
+        """Each stack's busy topics: where leaders are counted and replicas waited for."""
+        return [
+            t
+            for s in self.stacks
+            for t in (Topics(s.namespace).raw("websitetoolbox"), Topics(s.namespace).keyed)
+        ]
+
+    def fault(self, name: str) -> Phase:
+        self.phases.append(Phase(name, time.monotonic()))
+        return self.phases[-1]
+
+    async def recovered(self) -> None:
+        """Every stack answers 2xx again, and its worker has published what was received until then."""
+        for index, stack in enumerate(self.stacks):
+            await accepting(self.load, index, since=self.phases[-1].began)
+            self.phases[-1].caught_up[index] = await drained(self.cluster.bootstrap, stack.namespace)
+
+    async def restart(self, brokers: list[int]) -> None:
+        await restart(self.cluster, brokers, self.watched)
+
+    async def verdict(self) -> None:
+        """Print a line per fault and stack; every 2xx arrived, none twice under exactly_once."""
+        for before, after in itertools.pairwise(self.phases):
+            before.ended = after.began
+        for index, stack in enumerate(self.stacks):
+            arrived = await published(self.cluster.bootstrap, stack.namespace)
+            guarantee = stack.env["HOOKSTREAM_PROCESSING_GUARANTEE"]
+            report(guarantee, self.load, index, self.phases, arrived)
+            check(self.load, index, arrived, exactly_once=guarantee == "exactly_once")
+
+
+async def test_brokers_killed_and_restarted_under_load_lose_nothing_acknowledged(
     cluster: Cluster, tmp_path: Path
 ) -> None:
+    """Two stacks, exactly_once and at_least_once, under one steady load through four faults in turn:
+    the leader of the most partitions SIGKILLed and restarted; the active controller SIGKILLed and,
+    while it is still down, a second broker (two of three lost); both restarted; then a rolling restart
+    of all three."""
     status = run_cli("kafka", "status", env=cluster.env)
     assert status.returncode == 0, status.stdout
     assert [line.split()[0] for line in status.stdout.splitlines()] == cluster.bootstrap.split(",")
     assert all(" pid " in line for line in status.stdout.splitlines()), "one line per node with its pid"
 
-    stack = forum_stack(cluster, tmp_path / "exactly_once", "exactly_once")
-    topics = Topics(stack.namespace)
-    watched = [topics.raw("websitetoolbox"), topics.keyed, topics.events]
-    phases: list[Phase] = []
-    async with under_load(cluster, [stack]) as load:
-        await eventually(
-            lambda: metric(stack.services[1], "hookstream_events_published_total"), what="a commit"
-        )
-        await replicated(cluster, [*watched, "__transaction_state", "__consumer_offsets"])
-        most = (await cluster.leaders(watched[:2])).most_common(1)[0][0]
-        await one_lost(cluster, load, phases, f"broker {most}, leader of the most partitions", most, watched)
+    stacks = [forum_stack(cluster, tmp_path / g, g) for g in ("exactly_once", "at_least_once")]
+    async with under_load(cluster, stacks) as load:
+        drill = Drill(cluster, load, stacks)
+        worker = stacks[0].services[1]
+        await eventually(lambda: metric(worker, "hookstream_events_published_total"), what="events")
+        events = Topics(stacks[0].namespace).events
+        await replicated(cluster, [*drill.watched, events, "__transaction_state", "__consumer_offsets"])
+
+        leader = (await cluster.leaders(drill.watched)).most_common(1)[0][0]
+        await one_lost(drill, leader, "the leader of the most partitions")
+        await drill.restart([leader])
+
         controller = cluster.active_controller()
-        await one_lost(
-            cluster, load, phases, f"broker {controller}, the active controller", controller, watched
-        )
-        await majority_lost(cluster, load, stack.services[0], phases, watched)
-    for before, after in itertools.pairwise(phases):
-        before.ended = after.began
-    arrived = await published(cluster.bootstrap, stack.namespace)
-    report("exactly_once", load, 0, phases, arrived)
-    check(load, 0, arrived, exactly_once=True)
+        await one_lost(drill, controller, "the active controller")
+        second = next(b for b, _ in (await cluster.leaders(drill.watched)).most_common() if b != controller)
+        await majority_lost(drill, [controller, second])
+
+        rolling = drill.fault("rolling restart, one broker at a time (SIGTERM, start, in sync)")
+        for broker in range(1, 4):
+            await cluster.kill(broker, signal.SIGTERM)
+            await drill.restart([broker])
+        rolling.since, rolling.at = "the last broker was back", time.monotonic()
+        await drill.recovered()
+    await drill.verdict()
 
 
-async def one_lost(
-    cluster: Cluster, load: Load, phases: list[Phase], name: str, broker: int, watched: list[str]
-) -> None:
-    """SIGKILL one broker, restart it once the receivers accept again, wait until it is back in sync."""
-    await cluster.kill(broker)
-    phases.append(Phase(f"broker {broker}, {name}, SIGKILLed", time.monotonic()))
-    await accepting(load, 0, since=phases[-1].began)
-    print(f"\n{phases[-1].name}: accepting again after {time.monotonic() - phases[-1].began:.1f} s")
-    await restart(cluster, [broker], watched)
-    print(f"back in sync after {time.monotonic() - phases[-1].began:.1f} s")
+async def one_lost(drill: Drill, broker: int, name: str) -> None:
+    """SIGKILL one broker and wait until the receivers accept again and the workers caught up."""
+    await drill.cluster.kill(broker)
+    drill.fault(f"broker {broker}, {name}, SIGKILLed")
+    await drill.recovered()
 
 
-async def majority_lost(
-    cluster: Cluster, load: Load, receivers: Service, phases: list[Phase], watched: list[str]
-) -> None:
-    """Two of three brokers killed: no write can reach min.insync.replicas, so only 503s, and /readyz
-    says so on every probe once it has noticed; after they return, 2xx again without a restart."""
-    two = [broker for broker, _ in (await cluster.leaders(watched[:2])).most_common(2)]
-    two += [b for b in range(1, 4) if b not in two][: 2 - len(two)]
-    for broker in two:
-        await cluster.kill(broker)
-    phases.append(Phase(f"brokers {two[0]} and {two[1]}, two of three, SIGKILLed", time.monotonic()))
-    await receivers.wait_http("/readyz", status=503, timeout=RECOVERY_S)
+async def majority_lost(drill: Drill, down: list[int]) -> None:
+    """With `down[0]` down already, `down[1]` killed too: no write can reach min.insync.replicas, so
+    only 503s, and /readyz says so on every probe once it has noticed; once both are restarted, 2xx
+    again without restarting any service."""
+    await drill.cluster.kill(down[1])
+    outage = drill.fault(f"brokers {down[0]} and {down[1]}, two of three, down")
+    receivers = [stack.services[0] for stack in drill.stacks]
+    for service in receivers:
+        await service.wait_http("/readyz", status=503, timeout=RECOVERY_S)
     probes: list[int] = []
 
     async def outage_observed() -> bool:
-        probes.append(await readyz(receivers))
-        return len(load.answered(0, phases[-1].began)) >= 10 * RATE_PER_S  # ten seconds of deliveries
+        probes.extend([await readyz(service) for service in receivers])
+        return len(drill.load.answered(0, outage.began)) >= 10 * RATE_PER_S  # ten seconds of deliveries
 
     await eventually(outage_observed, timeout=RECOVERY_S, what="ten seconds of deliveries during the outage")
-    assert {d.status for d in load.answered(0, phases[-1].began)} == {503}, "never a 2xx without two in sync"
+    for index in range(len(drill.stacks)):
+        answers = {d.status for d in drill.load.answered(index, outage.began)}
+        assert answers == {503}, "never a 2xx without two replicas in sync"
     assert set(probes) == {503}, f"/readyz answered {Counter(probes)} during the outage"
-    print(f"\n{phases[-1].name}: {Counter(probes)} readyz probes during the outage")
-    await restart(cluster, two, watched)
-    await receivers.wait_http("/readyz", status=200, timeout=RECOVERY_S)
-    await accepting(load, 0, since=phases[-1].began)
-    print(f"accepting again after {time.monotonic() - phases[-1].began:.1f} s")
-    assert receivers.process.poll() is None, "the receivers recovered without a restart"
-
-
-async def test_a_rolling_restart_under_load_loses_nothing_and_doubles_nothing_under_exactly_once(
-    cluster: Cluster, tmp_path: Path
-) -> None:
-    stacks = [forum_stack(cluster, tmp_path / g, g) for g in ("exactly_once", "at_least_once")]
-    watched = [topic for stack in stacks for topic in _watched(Topics(stack.namespace))]
-    async with under_load(cluster, stacks) as load:
-        phases = [Phase("rolling restart, one broker at a time (SIGTERM, start, in sync)", time.monotonic())]
-        for broker in range(1, 4):
-            await cluster.kill(broker, signal.SIGTERM)
-            await restart(cluster, [broker], watched)
-        done = time.monotonic()
-        for index in range(len(stacks)):
-            await accepting(load, index, since=done)
-    for index, stack in enumerate(stacks):
-        arrived = await published(cluster.bootstrap, stack.namespace)
-        guarantee = stack.env["HOOKSTREAM_PROCESSING_GUARANTEE"]
-        report(guarantee, load, index, phases, arrived)
-        check(load, index, arrived, exactly_once=guarantee == "exactly_once")
-
-
-def _watched(topics: Topics) -> list[str]:
-    return [topics.raw("websitetoolbox"), topics.keyed, topics.events]
+    print(f"\n{outage.name}: /readyz answered {Counter(probes)} during the outage")
+    await drill.restart(down)
+    for service in receivers:
+        await service.wait_http("/readyz", status=200, timeout=RECOVERY_S)
+    await drill.recovered()
+    assert all(service.process.poll() is None for service in receivers), "recovered without a restart"
