@@ -30,6 +30,7 @@ lint: $(INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/hookstream schemas --check
 
 bench: $(INSTALLED)
 	scripts/with-kafka $(BIN)/python -m bench $(BENCH_ARGS)

@@ -10,11 +10,13 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
-from hookstream import localkafka, logs
+from hookstream import localkafka, logs, xcli
 from hookstream.errors import HookstreamError
 from hookstream.kafka import TopicAdmin, core_topics
 from hookstream.settings import Settings
@@ -50,10 +52,16 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument(
         "--until", type=instant, help="end of the range, exclusive (default: the end when it starts)"
     )
+    schemas = commands.add_parser(
+        "schemas", help="write the consumer contract (schemas/, asyncapi.yaml) from the code, or --check it"
+    )
+    schemas.add_argument("--check", action="store_true", help="write nothing; fail when stale or breaking")
+    schemas.add_argument("--root", type=Path, default=Path(), help="the repository (default: here)")
     dlq = commands.add_parser("dlq", help="the dead-letter topic")
     dlq.add_argument(
         "action", choices=("redrive",), help="redrive: send dead letters the current code accepts back"
     )
+    xcli.register(commands)
     return parser
 
 
@@ -87,8 +95,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
-    if args.command in ("demo", "replay", "dlq"):
+    if args.command in ("demo", "replay", "dlq", "schemas"):
         return _tools(args, settings)
+    if args.command == "x":
+        return xcli.run(args, settings)
     if args.command == "kafka":
         logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # probing a stopped broker is expected
         if args.action == "start":
@@ -129,6 +139,7 @@ def _tools(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "demo":
         from hookstream import demo
 
+        settings = demo.with_run_env(settings, os.environ)
         return demo.run(settings, args.url or demo.default_url(settings))
     if args.command == "replay":
         if args.until is not None and args.until <= args.since:
@@ -136,6 +147,10 @@ def _tools(args: argparse.Namespace, settings: Settings) -> int:
         from processor import replay
 
         return replay.run(settings, args.source, args.since, args.until)
+    if args.command == "schemas":
+        from processor.contract import files
+
+        return files.run(args.root, check=args.check)
     from processor import redrive
 
     return redrive.run(settings)
@@ -147,16 +162,22 @@ async def _topics(settings: Settings) -> None:
     await admin.start()
     try:
         created = set(await admin.ensure(specs))
-        partitions = await admin.partitions(spec.name for spec in specs)
+        # A topic created a moment ago may not be described yet; it has the partitions it was created with.
+        partitions = await admin.partitions(spec.name for spec in specs if spec.name not in created)
     finally:
         await admin.close()
     for spec in specs:
-        state = "created" if spec.name in created else "exists"
+        if spec.name in created:
+            print(f"created  {spec.name} ({spec.partitions} partitions)")
+            continue
         found = partitions.get(spec.name)
-        note = (
-            "" if found == spec.partitions else f"  (has {found} partitions, settings say {spec.partitions})"
-        )
-        print(f"{state:8} {spec.name}{note}")
+        if found is None:
+            note = "  (its partitions could not be read)"
+        elif found != spec.partitions:
+            note = f"  (has {found} partitions, settings say {spec.partitions})"
+        else:
+            note = ""
+        print(f"exists   {spec.name}{note}")
 
 
 if __name__ == "__main__":

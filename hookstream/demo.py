@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import resources
+from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import parse_qsl, urlencode
 
@@ -314,6 +315,34 @@ def _response_token(body: bytes) -> object:
     except orjson.JSONDecodeError:
         return None
     return answer.get("response_token") if isinstance(answer, dict) else None
+
+
+RUN_ENV = Path(".run") / "demo.env"  # what `make run` writes: the senders' credentials it made up
+
+
+def senders_configured(settings: Settings) -> bool:
+    return bool(
+        settings.x_consumer_secrets
+        or settings.hootsuite_secrets
+        or settings.hootsuite_events_token
+        or settings.websitetoolbox_token
+        or settings.standard_secrets
+    )
+
+
+def with_run_env(
+    settings: Settings, environ: Mapping[str, str], run_env: Path = RUN_ENV, out: TextIO = sys.stdout
+) -> Settings:
+    """The settings to sign with: the environment's when it configures a sender, else those `make run`
+    wrote to `.run/demo.env` in this checkout (so `hookstream demo` works beside `make run` as it is)."""
+    if senders_configured(settings) or not run_env.is_file():
+        return settings
+    lines = (line.partition("=") for line in run_env.read_text().splitlines())
+    written = {
+        name.strip(): value.strip() for name, sep, value in lines if sep and name.startswith("HOOKSTREAM_")
+    }
+    print(f"no sender is configured here: using the ones `make run` wrote to {run_env}", file=out)
+    return Settings.from_env({**written, **environ})
 
 
 def default_url(settings: Settings) -> str:

@@ -17,7 +17,8 @@ EVENT_ID = "hs-event-id"
 OUT_TOPICS = "hs-out-topics"
 EVENT_TYPE = "hs-type"
 RAW_KEY = "hs-raw-key"
-KEYED_ONLY = frozenset((EVENT_ID, OUT_TOPICS, EVENT_TYPE, RAW_KEY))
+UNROUTABLE = "hs-unroutable"  # why the event got no topic of its own (comma-separated reasons)
+KEYED_ONLY = frozenset((EVENT_ID, OUT_TOPICS, EVENT_TYPE, RAW_KEY, UNROUTABLE))
 
 ERROR = "hs-error"
 ERROR_DETAIL = "hs-error-detail"

@@ -25,7 +25,7 @@ from aiokafka.errors import (
 )
 
 from hookstream.settings import Settings
-from hookstream.topics import Topics
+from hookstream.topics import Topics, Unroutable, collision_key
 from hookstream.writable import producer_write_blocker
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,10 @@ FETCH_MAX_WAIT_MS = 10
 # The processor's record batches: room for a poll's worth of ~1 KB events per partition in one batch.
 PROCESSOR_BATCH_BYTES = 512 * 1024
 TOPIC_ALREADY_EXISTS = 36
+# CreateTopics errors that mean a topic can never be created under this name by us: an invalid name,
+# or one that collides with an existing topic (17), a policy (44), the ACLs (29). Others (too few brokers
+# for the replication factor, 38, while one is down; timeouts) may pass later and are raised for a retry.
+INVALID_TOPIC, TOPIC_AUTHORIZATION_FAILED, POLICY_VIOLATION = 17, 29, 44
 
 
 REPLICATED = 3  # brokers from which topics get three replicas by default, two of them in sync
@@ -232,7 +236,9 @@ async def topic_admin(settings: Settings) -> AsyncIterator[TopicAdmin]:
 
 
 class TopicAdmin:
-    """Creates topics that do not exist yet, remembering what it has seen so a second call is free.
+    """Creates topics that do not exist yet, remembering what it has seen so a second call is free, and
+    knowing which names can be no topic: Kafka refuses a name that equals an existing one once '.' and
+    '_' are read alike, so a sender's `api_posts` after `api.posts` is checked before it is tried.
 
     A topic without a configured replication factor gets one from the number of live brokers, the
     most this admin has seen: a topic created while a broker of three is down still gets three
@@ -240,13 +246,15 @@ class TopicAdmin:
 
     def __init__(self, settings: Settings) -> None:
         self._admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
-        self._known: set[str] = set()
+        self._known: dict[str, str] = {}  # collision key → the existing topic's name
+        self._unroutable: dict[str, Unroutable] = {}
         self._lock = asyncio.Lock()
         self._brokers = 0
 
     async def start(self) -> None:
         await self._admin.start()
-        self._known.update(await self._admin.list_topics())
+        for name in await self._admin.list_topics():
+            self._known[collision_key(name)] = name
         await self._count_brokers()
 
     async def _count_brokers(self) -> int:
@@ -258,26 +266,61 @@ class TopicAdmin:
         await self._admin.close()
 
     async def ensure(self, specs: Iterable[TopicSpec]) -> list[str]:
-        """Create the missing topics of `specs`; return the names created."""
-        missing = [spec for spec in specs if spec.name not in self._known]
-        if not missing:
-            return []
+        """Create the missing topics of `specs`; return the names created. A name that can be no topic
+        is a KafkaError: these are our own topics, not a sender's."""
+        created, unroutable = await self._create(list(specs))
+        if unroutable:
+            name, reason = next(iter(unroutable.items()))
+            raise KafkaError(f"could not create topic {name}: {reason}")
+        return created
+
+    async def routable(self, specs: Iterable[TopicSpec]) -> dict[str, Unroutable]:
+        """Create the missing topics of `specs`; return those that can be no topic, and why."""
+        return (await self._create(list(specs)))[1]
+
+    def _missing(self, specs: list[TopicSpec]) -> list[TopicSpec]:
+        return [
+            spec
+            for spec in specs
+            if self._known.get(collision_key(spec.name)) != spec.name and spec.name not in self._unroutable
+        ]
+
+    async def _create(self, specs: list[TopicSpec]) -> tuple[list[str], dict[str, Unroutable]]:
+        unroutable = {
+            spec.name: self._unroutable[spec.name] for spec in specs if spec.name in self._unroutable
+        }
+        if not self._missing(specs):
+            return [], unroutable
         async with self._lock:
-            missing = [spec for spec in missing if spec.name not in self._known]
-            if not missing:
-                return []
-            brokers = await self._count_brokers()
-            response = await self._admin.create_topics([spec.placed(brokers) for spec in missing])
-            created = []
-            for name, code, *message in response.topic_errors:
-                if code not in (0, TOPIC_ALREADY_EXISTS):
-                    raise KafkaError(f"could not create topic {name}: error {code} {message}")
-                if code == 0:
-                    created.append(name)
-                self._known.add(name)
-            for name in created:
+            request: dict[str, TopicSpec] = {}
+            for spec in self._missing(specs):
+                key = collision_key(spec.name)
+                if key in self._known or any(collision_key(name) == key for name in request):
+                    self._unroutable[spec.name] = Unroutable.COLLISION
+                else:
+                    request[spec.name] = spec
+            created = await self._create_topics(list(request.values())) if request else []
+        return created, {
+            spec.name: self._unroutable[spec.name] for spec in specs if spec.name in self._unroutable
+        }
+
+    async def _create_topics(self, specs: list[TopicSpec]) -> list[str]:
+        brokers = await self._count_brokers()
+        response = await self._admin.create_topics([spec.placed(brokers) for spec in specs])
+        created = []
+        for name, code, *message in response.topic_errors:
+            if code in (INVALID_TOPIC, TOPIC_AUTHORIZATION_FAILED, POLICY_VIOLATION):
+                collides = code == INVALID_TOPIC and "collides" in str(message)
+                self._unroutable[name] = Unroutable.COLLISION if collides else Unroutable.REFUSED
+                log.warning("topic refused", extra={"topic": name, "error": f"{code} {message}"})
+                continue
+            if code not in (0, TOPIC_ALREADY_EXISTS):
+                raise KafkaError(f"could not create topic {name}: error {code} {message}")
+            if code == 0:
+                created.append(name)
                 log.info("created topic", extra={"topic": name})
-            return created
+            self._known[collision_key(name)] = name
+        return created
 
     async def min_insync(self, names: Iterable[str]) -> dict[str, int]:
         """Each topic's `min.insync.replicas`: how many in-sync replicas an acks=all write needs."""

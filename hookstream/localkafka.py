@@ -11,6 +11,7 @@ Processes are started, found and stopped by the pid files the launcher writes, n
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import re
 import shutil
@@ -118,8 +119,10 @@ def _down_nodes(settings: Settings, cluster: LocalCluster, say: Say) -> list[Loc
         if asyncio.run(kafka_answers(_at(settings, node))):
             owner = f"the local broker (pid {pid})" if pid else "a Kafka broker not started by hookstream"
             say(f"Kafka already answers at {_where(settings, cluster, node)}: {owner}")
-        elif pid:
-            say(f"the local broker at {node.address} (pid {pid}) runs but does not answer yet")
+        elif pid:  # ours, busy or still starting: never a second one on its data
+            where = _at_address(cluster, node)
+            say(f"the local broker{where} (pid {pid}) runs but does not answer yet; waiting for it")
+            _wait_until_it_answers(settings, node, gone=functools.partial(_gone, node))
         else:
             down.append(node)
     return down
@@ -190,9 +193,14 @@ def _await_up(
         time.sleep(0.2)
 
 
-def _start_failure(node: LocalBroker, cluster: LocalCluster) -> LocalKafkaError:
+def _start_failure(node: LocalBroker, cluster: LocalCluster | None) -> LocalKafkaError:
     log = _tail(node.log_file)
-    if cluster.replicated and "Address already in use" in log and f":{node.controller_port}" in log:
+    if (
+        cluster is not None
+        and cluster.replicated
+        and "Address already in use" in log
+        and f":{node.controller_port}" in log
+    ):
         return _ControllerPortTaken(f"controller port {node.controller_port} of {node.address} is taken")
     return LocalKafkaError(f"Kafka did not start at {node.address}; last lines of {node.log_file}:\n{log}")
 
@@ -212,6 +220,18 @@ def _where(settings: Settings, cluster: LocalCluster, node: LocalBroker) -> str:
 
 def _at_address(cluster: LocalCluster, node: LocalBroker) -> str:
     return f" at {node.address}" if cluster.replicated else ""
+
+
+def _gone(node: LocalBroker) -> bool:
+    return node.pid() is None
+
+
+def _wait_until_it_answers(settings: Settings, node: LocalBroker, gone: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while not asyncio.run(kafka_answers(_at(settings, node), timeout_s=1.0)):
+        if gone() or time.monotonic() > deadline:
+            raise _start_failure(node, None)
+        time.sleep(0.2)
 
 
 def stop(settings: Settings, say: Say = print) -> None:

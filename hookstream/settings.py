@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Literal, TypeVar
 
 from hookstream.errors import SettingsError
+from hookstream.topics import RESERVED_LABELS, REVERSE_DNS_LABELS, SOURCES
 
 T = TypeVar("T")
 
@@ -24,6 +25,10 @@ MIN_TOKEN_LENGTH = 16
 _DURATION = re.compile(r"^\s*(\d+)\s*(ms|s|m|h|d|w)?\s*$")
 _DURATION_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+# A Standard sender's events are typed `<name>.<type>` and routed to `<ns>.<name>.<type>`: a name that is
+# one of our reserved labels, a reverse-DNS label `for_type` strips, or another source's name would put a
+# sender's events inside our raw or internal topics or another sender's (SPEC §7).
+RESERVED_SENDER_NAMES = RESERVED_LABELS | REVERSE_DNS_LABELS | frozenset(SOURCES)
 _NAMESPACE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{0,100}$")
 
 
@@ -80,6 +85,8 @@ class Settings:
     hootsuite_refresh_token: Secret | None = None
     hootsuite_poll_interval_s: float = 30.0
     poller_port: int = 6067
+    x_api_url: str = "https://api.x.com"  # `hookstream x …` (SPEC §9)
+    x_bearer_token: Secret | None = None  # X's app-only bearer token, for `hookstream x …` only
     stall_timeout_s: float = 120.0
     log_level: str = "INFO"
     cache_dir: Path = field(default_factory=lambda: Path.home() / ".cache" / "hookstream")
@@ -141,6 +148,8 @@ class Settings:
             ),
             stall_timeout_s=env.get("HOOKSTREAM_STALL_TIMEOUT", default.stall_timeout_s, _duration),
             poller_port=env.get("HOOKSTREAM_POLLER_PORT", default.poller_port, _int(0, 65535)),
+            x_api_url=env.get("HOOKSTREAM_X_API_URL", default.x_api_url, _http_url),
+            x_bearer_token=env.get("HOOKSTREAM_X_BEARER_TOKEN", None, _bearer_token),
             log_level=env.get("HOOKSTREAM_LOG_LEVEL", default.log_level, _log_level),
             cache_dir=env.get("HOOKSTREAM_CACHE_DIR", default.cache_dir, Path),
         )
@@ -224,6 +233,13 @@ def _secrets(min_length: int) -> Callable[[str], tuple[Secret, ...]]:
     return parse
 
 
+def _bearer_token(raw: str) -> Secret:
+    """One header-safe word: catches a pasted `Bearer …` or a line break before X answers 401."""
+    if not re.fullmatch(r"[\x21-\x7e]+", raw):
+        raise ValueError("expected the token alone: printable ASCII without spaces (no 'Bearer ' prefix)")
+    return Secret(raw)
+
+
 def _token(raw: str) -> Secret:
     if len(raw) < MIN_TOKEN_LENGTH:
         raise ValueError(f"a URL token must be at least {MIN_TOKEN_LENGTH} characters, to be unguessable")
@@ -241,6 +257,10 @@ def _standard_secrets(raw: str) -> dict[str, tuple[Secret, ...]]:
             raise ValueError("expected comma-separated name=whsec_… pairs")
         if not _NAME.match(name):
             raise ValueError(f"sender name {name!r} must be lowercase letters, digits, '_' or '-'")
+        if name in RESERVED_SENDER_NAMES:
+            raise ValueError(
+                f"sender name {name!r} is reserved: its event types would name hookstream's own topics"
+            )
         key = standard_secret_key(Secret(value))
         if len(key) < 16:
             raise ValueError(f"the secret of {name!r} is shorter than 16 bytes once decoded")

@@ -24,6 +24,7 @@ def to_document(event: Event, raw: RawRecord) -> dict[str, Any]:
         document["subject"] = event.subject
     document["time"] = event.time
     document["datacontenttype"] = "application/json"
+    document["dataschema"] = event.dataschema
     document["data"] = event.data
     document.update(event.extensions)
     document["hsreceivedat"] = from_epoch_ms(raw.received_at_ms)

@@ -16,6 +16,12 @@ A consume-transform-produce loop of our own over `<ns>.internal.keyed`, in its o
   state records, then the offsets are committed in one request. A crash can publish an event twice,
   never lose one. (One commit per poll, not per partition: the consumer serializes commits, and six of
   them in a row were most of the stage's latency.)
+
+Nothing a sender sends stops a partition here: a topic that can be no topic (a name that collides with an
+existing one, one the broker refuses to create) is left out of the event's topics and counted as
+unroutable; an event Kafka refuses for good on one of its topics becomes a dead letter (`unwritable`) in
+its place, in the same transaction as its input offset under exactly_once. Metrics count what committed:
+a batch tried again is counted once.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ import contextlib
 import itertools
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeAlias
@@ -47,11 +53,13 @@ from hookstream.kafka import (
     durable_producer,
     topic_spec,
 )
+from hookstream.refusals import refused_for_good
 from hookstream.settings import Settings
-from hookstream.topics import SOURCES, Topics
+from hookstream.topics import Topics, Unroutable
+from processor.dedup_batch import Batch, decide
 from processor.metrics import ProcessorMetrics
-from processor.outputs import RETRY_BACKOFF_S, Output, published, send, send_all
-from processor.seen import SeenStore, encode_seen, open_seen
+from processor.outputs import RETRY_BACKOFF_S, Refusal, send, send_all
+from processor.seen import SeenStore, dedup_key, open_seen
 from processor.state_topic import read_state, state_reader
 
 log = logging.getLogger(__name__)
@@ -77,23 +85,6 @@ class Partition:
             await self.producer.stop()
 
 
-@dataclass(frozen=True)
-class Batch:
-    """One poll's records of one input partition, and what they come to."""
-
-    tp: TopicPartition
-    partition: Partition
-    records: list[Record]
-    fresh: dict[str, Record]  # first-seen event id → its record
-    outputs: list[Output]
-    state: list[Output]  # the state record with the fresh ids, if any
-    now_ms: int
-
-    @property
-    def offsets(self) -> dict[TopicPartition, int]:
-        return {self.tp: self.records[-1].offset + 1}
-
-
 class DedupStage(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self, settings: Settings, metrics: ProcessorMetrics, state_dir: Path) -> None:
         self._settings = settings
@@ -109,6 +100,9 @@ class DedupStage(ConsumerRebalanceListener):  # type: ignore[misc]
         self._producer: DurableProducer | None = None
         self._admin: TopicAdmin | None = None
         self._task: asyncio.Task[None] | None = None
+        self._refused: dict[str, str] = {}  # dedup key → why Kafka refused its event for good
+        self._uncommitted: dict[TopicPartition, int] = {}  # at_least_once: written, offsets not committed
+        self._send_alone: set[int] = set()  # exactly_once: partitions whose next try sends a record a batch
 
     async def start(self) -> None:
         self._admin = TopicAdmin(self._settings)
@@ -185,16 +179,15 @@ class DedupStage(ConsumerRebalanceListener):  # type: ignore[misc]
                     self._partitions[tp.partition] = await self._take_over(tp.partition)
 
     async def _take_over(self, partition: int) -> Partition:
-        """`_try_take_over` until it succeeds. An assigned partition left untaken would have its records
-        fetched and skipped, never committed; so while Kafka cannot serve the take-over (a leader or a
-        coordinator moving, too few in-sync replicas), it is retried: all of it is transient."""
-        for attempt in itertools.count():
+        """`_try_take_over`, retried while Kafka cannot serve it (a leader or coordinator moving, too few
+        in-sync replicas: transient): a partition left untaken is fetched and skipped, never committed."""
+        delays = itertools.chain(RETRY_BACKOFF_S, itertools.repeat(RETRY_BACKOFF_S[-1]))
+        while True:
             try:
                 return await self._try_take_over(partition)
             except KafkaError as exc:
                 log.warning("take-over failed; retrying", extra={"partition": partition, "error": repr(exc)})
-                await asyncio.sleep(RETRY_BACKOFF_S[min(attempt, len(RETRY_BACKOFF_S) - 1)])
-        raise AssertionError("unreachable")  # pragma: no cover - itertools.count() does not end
+                await asyncio.sleep(next(delays))
 
     async def _try_take_over(self, partition: int) -> Partition:
         """Fence the previous owner first (exactly_once), then restore what it committed."""
@@ -247,45 +240,49 @@ class DedupStage(ConsumerRebalanceListener):  # type: ignore[misc]
             async with self._lock:
                 now_ms = _now_ms()
                 batches = [
-                    self._decide(tp, partition, records, now_ms)
+                    decide(tp, records, partition.seen, now_ms, self._topics).dead_lettering(
+                        self._refused, self._topics.dlq
+                    )
                     for tp, records in polled.items()
                     if records and (partition := self._partitions.get(tp.partition)) is not None
                 ]
-                if not batches:
+                if not batches and not self._uncommitted:
                     continue
+                try:
+                    unroutable = await self._ensure_topics([o.topic for b in batches for o in b.outputs])
+                except KafkaError as exc:
+                    await self._read_again(batches, exc)
+                    continue
+                batches = [batch.without(unroutable) for batch in batches]
                 if self._exactly_once:  # partitions are independent: their transactions overlap
                     await asyncio.gather(*(self._commit_transaction(batch) for batch in batches))
                 else:
                     await self._commit_in_order(batches)
 
-    def _decide(self, tp: TopicPartition, partition: Partition, records: list[Record], now_ms: int) -> Batch:
-        """Which of `records` are first seen, and what they and the state record become."""
-        partition.seen.expire(now_ms)
-        fresh: dict[str, Record] = {}
-        outputs: list[Output] = []
-        for record in records:
-            event_id = dict(record.headers).get(H.EVENT_ID, b"").decode("utf-8", "replace")
-            if partition.seen.seen(event_id, now_ms) or event_id in fresh:
-                self._metrics.duplicates.labels(_source(record)).inc()
-                continue
-            fresh[event_id] = record
-            outputs.extend(published(record.key, record.value, record.headers))
-        state = (
-            [Output(self._topics.seen, None, encode_seen(now_ms, fresh), partition=tp.partition)]
-            if fresh
-            else []
-        )
-        return Batch(tp, partition, records, fresh, outputs, state, now_ms)
-
     async def _commit_transaction(self, batch: Batch) -> None:
-        """exactly_once: the batch's outputs, state record and input offset in one transaction."""
-        producer = batch.partition.producer
+        """exactly_once: the batch's outputs, state record and input offset in one transaction. An event
+        Kafka refuses for good aborts it, and the partition starts over with the event's dead letter (a
+        refused batch of several records first tries again one record a batch, to learn which)."""
+        p = batch.tp.partition
+        partition = self._partitions[p]
+        producer = partition.producer
         assert producer is not None
         try:
-            await self._ensure_topics({o.topic for o in batch.outputs})
             await producer.begin_transaction()
             try:
-                await asyncio.gather(*(ack for ack, _ in await send(producer, batch.outputs + batch.state)))
+                outputs = [*batch.outputs, *batch.letters, *batch.state]
+                sent = await send(producer, outputs, alone=p in self._send_alone)
+                results = await asyncio.gather(*(ack for ack, _ in sent), return_exceptions=True)
+                failed = [
+                    (m, r) for (_, m), r in zip(sent, results, strict=True) if isinstance(r, BaseException)
+                ]
+                self._note(
+                    [Refusal(o, error) for members, error in failed for o in members if len(members) == 1]
+                )
+                if any(len(members) > 1 and refused_for_good(error) for members, error in failed):
+                    self._send_alone.add(p)
+                if failed:
+                    raise failed[0][1]
                 await producer.send_offsets_to_transaction(batch.offsets, self.group_id)
             except BaseException:
                 await _abort_quietly(producer)
@@ -295,7 +292,7 @@ class DedupStage(ConsumerRebalanceListener):  # type: ignore[misc]
             log.warning(
                 "fenced: another worker owns this partition now", extra={"partition": batch.tp.partition}
             )
-            await batch.partition.release()
+            await partition.release()
             self._partitions.pop(batch.tp.partition, None)
             return
         except KafkaError as exc:
@@ -305,61 +302,93 @@ class DedupStage(ConsumerRebalanceListener):  # type: ignore[misc]
             await asyncio.sleep(RETRY_DELAY_S)
             await self._start_over(batch)
             return
+        self._send_alone.discard(p)
         self._remember(batch)
 
     async def _commit_in_order(self, batches: list[Batch]) -> None:
         """at_least_once, for every partition of one poll together: outputs acknowledged, then the state
-        records, then one offset commit. The ids count as seen once their state records are in Kafka, so
-        a failed commit repeats the batch as duplicates, not as events."""
+        records; then the batches count as done, and one offset commit follows. An event Kafka refuses
+        for good is dead-lettered at once (topics that took it before the refusal keep it). A commit that
+        fails is tried again with the next poll's, never by reading the records again."""
         assert self._producer is not None
         assert self._consumer is not None
-        outputs = [output for batch in batches for output in batch.outputs]
         try:
-            await self._ensure_topics({o.topic for o in outputs})
-            await send_all(self._producer, outputs)
-            await send_all(self._producer, [output for batch in batches for output in batch.state])
-            for batch in batches:
-                self._remember(batch)
-            await self._consumer.commit({tp: o for batch in batches for tp, o in batch.offsets.items()})
+            self._note(
+                await send_all(self._producer, [o for b in batches for o in b.outputs + list(b.letters)])
+            )
+            marked = [batch.dead_lettering(self._refused, self._topics.dlq) for batch in batches]
+            letters = [
+                o for old, new in zip(batches, marked, strict=True) for o in new.letters[len(old.letters) :]
+            ]
+            while refused := await send_all(self._producer, letters):
+                self._note(refused)
+                letters = [refusal.output for refusal in refused]
+                await asyncio.sleep(RETRY_DELAY_S)
+            await send_all(self._producer, [output for batch in marked for output in batch.state])
         except KafkaError as exc:
-            log.warning("offsets not committed; reading them again", extra={"error": repr(exc)})
-            await asyncio.sleep(RETRY_DELAY_S)
+            await self._read_again(batches, exc)
+            return
+        for batch in marked:
+            self._remember(batch)
+            self._uncommitted.update(batch.offsets)
+        try:
+            await self._consumer.commit(self._uncommitted)
+        except KafkaError as exc:  # the records are in Kafka and counted: only their offsets wait
+            log.warning("offsets not committed; trying again with the next batch", extra={"error": repr(exc)})
             assigned = self._consumer.assignment()
-            for batch in batches:
-                if batch.tp in assigned:
-                    self._consumer.seek(batch.tp, batch.records[0].offset)
+            self._uncommitted = {tp: o for tp, o in self._uncommitted.items() if tp in assigned}
+            await asyncio.sleep(RETRY_DELAY_S)
+            return
+        self._uncommitted = {}
+
+    async def _read_again(self, batches: list[Batch], exc: KafkaError) -> None:
+        """Nothing of `batches` committed: read them again from their first offsets."""
+        assert self._consumer is not None
+        log.warning("batches not written; reading them again", extra={"error": repr(exc)})
+        await asyncio.sleep(RETRY_DELAY_S)
+        assigned = self._consumer.assignment()
+        for batch in batches:
+            if batch.tp in assigned:
+                self._consumer.seek(batch.tp, batch.records[0].offset)
+
+    def _note(self, refusals: list[Refusal]) -> None:
+        """Remember the events Kafka refused for good, so that they become dead letters; a dead letter
+        refused (the dead-letter topic's ACLs or size) is for an operator, and is retried."""
+        for refusal in refusals:
+            if refusal.output.topic == self._topics.dlq or refusal.output.of is None:
+                log.error("a dead letter was refused; retrying", extra={"error": refusal.detail})
+                continue
+            event_id = dict(refusal.output.of.headers).get(H.EVENT_ID, b"").decode("utf-8", "replace")
+            self._refused[dedup_key(event_id)] = refusal.detail
+            log.warning("an event was refused for good; dead-lettering it", extra={"error": refusal.detail})
 
     def _remember(self, batch: Batch) -> None:
-        for event_id in batch.fresh:
-            batch.partition.seen.add(event_id, batch.now_ms)
-        self._count_published(batch.fresh.values(), batch.now_ms)
+        """The batch is in Kafka: its first-seen ids count as seen, its events as published."""
+        partition = self._partitions.get(batch.tp.partition)
+        if partition is not None:
+            for key in batch.fresh:
+                partition.seen.add(key, batch.now_ms)
+        for key in batch.unwritable:
+            self._refused.pop(key, None)
+        batch.count(self._metrics)
 
-    async def _ensure_topics(self, topics: set[str]) -> None:
-        """Create missing output topics (routes create them on first use). `send` then waits for their
-        metadata before it hands the producer any batch, which a transaction needs."""
+    async def _ensure_topics(self, topics: list[str]) -> dict[str, Unroutable]:
+        """Create missing output topics (routes create them on first use); return those that can be no
+        topic. `send` then waits for their metadata before it hands the producer any batch, which a
+        transaction needs."""
         assert self._admin is not None
-        await self._admin.ensure(topic_spec(self._settings, name) for name in topics)
+        return await self._admin.routable(topic_spec(self._settings, name) for name in dict.fromkeys(topics))
 
     async def _start_over(self, batch: Batch) -> None:
         """exactly_once: start the partition over from its last commit, with a new producer (which aborts
         whatever the failed one left open) and the state restored from what was committed."""
         assert self._consumer is not None
-        await batch.partition.release()
+        await self._partitions[batch.tp.partition].release()
         self._partitions[batch.tp.partition] = await self._take_over(batch.tp.partition)
         committed = None
         with contextlib.suppress(KafkaError):  # unknown now: the batch's first offset, its last commit
             committed = await self._consumer.committed(batch.tp)
         self._consumer.seek(batch.tp, committed if committed is not None else batch.records[0].offset)
-
-    def _count_published(self, records: Iterable[Record], now_ms: int) -> None:
-        for record in records:
-            headers = dict(record.headers)
-            if H.ERROR in headers:  # a dead letter: the normalize stage counted it
-                continue
-            event_type = headers.get(H.EVENT_TYPE, b"").decode()
-            self._metrics.events_published.labels(self._metrics.event_type(event_type)).inc()
-            received_at = int(headers.get(H.RECEIVED_AT, b"0") or 0)
-            self._metrics.event_latency.observe(max(0, now_ms - received_at) / 1000)
 
 
 async def _abort_quietly(producer: AIOKafkaProducer) -> None:
@@ -367,11 +396,6 @@ async def _abort_quietly(producer: AIOKafkaProducer) -> None:
         await producer.abort_transaction()
     except KafkaError as exc:
         log.warning("could not abort a transaction", extra={"error": repr(exc)})
-
-
-def _source(record: Record) -> str:
-    source = dict(record.headers).get(H.SOURCE, b"").decode("ascii", "replace")
-    return source if source in SOURCES else "unknown"
 
 
 def _now_ms() -> int:

@@ -8,9 +8,13 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.
 OTHER = "other"
 
 
+MAX_LABEL_LENGTH = 120
+
+
 class BoundedLabel:
-    """Passes the first `limit` distinct values through, then answers `other`: a sender cannot grow
-    our label sets (and Prometheus' memory) by inventing event types."""
+    """Passes the first `limit` distinct values of up to MAX_LABEL_LENGTH characters through, and
+    answers `other` for the rest: a sender cannot grow our label sets (and Prometheus' memory) by
+    inventing event types, many or long."""
 
     def __init__(self, limit: int = 200) -> None:
         self._seen: set[str] = set()
@@ -19,7 +23,7 @@ class BoundedLabel:
     def __call__(self, value: str) -> str:
         if value in self._seen:
             return value
-        if len(self._seen) >= self._limit:
+        if len(self._seen) >= self._limit or len(value) > MAX_LABEL_LENGTH:
             return OTHER
         self._seen.add(value)
         return value
@@ -54,6 +58,12 @@ class ProcessorMetrics:
             "hookstream_dead_letters",
             "Raw records sent to the dead-letter topic, by source and reason",
             ["source", "reason"],
+            registry=self.registry,
+        )
+        self.unroutable = Counter(
+            "hookstream_unroutable",
+            "Events published to the firehose only: their type or tag can be no topic (SPEC §2 Routing)",
+            ["reason"],
             registry=self.registry,
         )
         self.event_latency = Histogram(

@@ -1,22 +1,24 @@
 """Records the processor writes: what a keyed record becomes downstream, and how outputs go to Kafka
 (record batches per topic partition). Outside a transaction, `send_all` waits for every acknowledgement
-and resends what failed; a batch's offsets are committed only after it returns, so a crash repeats
-outputs but never loses one."""
+and resends what failed for a transient reason; a batch's offsets are committed only after it returns, so
+a crash repeats outputs but never loses one. What Kafka refuses for good (hookstream/refusals.py) comes
+back to the caller, which writes a dead letter in its place: nothing a sender sends stops a partition."""
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 from hookstream import headers as H
 from hookstream.kafka import DurableProducer
+from hookstream.refusals import UNWRITABLE, refusal_detail, refused_for_good
 from processor.cloudevents import CONTENT_TYPE
 
 log = logging.getLogger(__name__)
@@ -32,6 +34,19 @@ class Output:
     value: bytes
     headers: Headers = ()
     partition: int | None = None
+    of: Any = field(default=None, compare=False, repr=False)  # the consumed record it publishes, if any
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """An output Kafka refused for good, and its words."""
+
+    output: Output
+    error: BaseException
+
+    @property
+    def detail(self) -> str:
+        return refusal_detail(self.output.topic, self.error)
 
 
 EVENT_HEADERS = ((H.CONTENT_TYPE, CONTENT_TYPE.encode()),)
@@ -40,16 +55,31 @@ Sent = tuple["asyncio.Future[Any]", list[Output]]
 _PARTITIONER = DefaultPartitioner()  # Kafka's own: murmur2 of the key, as the Java clients do
 
 
-def published(key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes]]) -> list[Output]:
+def published(record: Any) -> list[Output]:
     """What one record of the keyed topic becomes downstream: an event goes to each of its topics under
     its subject; a dead letter (it has `hs-error`) to the dead-letter topic under the raw record's key,
     with the raw headers and the reason. The keyed-only headers never leave."""
-    named = dict(headers)
+    named = dict(record.headers)
     topics = [topic for topic in named.get(H.OUT_TOPICS, b"").decode().split(",") if topic]
     if H.ERROR in named:
-        kept = tuple((name, v) for name, v in headers if name not in H.KEYED_ONLY)
-        return [Output(topic, named.get(H.RAW_KEY), value or b"", kept) for topic in topics]
-    return [Output(topic, key, value or b"", EVENT_HEADERS) for topic in topics]
+        kept = tuple((name, v) for name, v in record.headers if name not in H.KEYED_ONLY)
+        key = named.get(H.RAW_KEY)
+        return [Output(topic, key, record.value or b"", kept, of=record) for topic in topics]
+    return [Output(topic, record.key, record.value or b"", EVENT_HEADERS, of=record) for topic in topics]
+
+
+def unwritable(dlq: str, record: Any, detail: str) -> Output:
+    """The dead letter of a keyed record whose event Kafka refused for good: the event as it is (its
+    `hsraw` names the raw record), under its subject, with the refusal; `hs-origin` is the keyed record."""
+    kept = tuple((name, v) for name, v in record.headers if name not in H.KEYED_ONLY)
+    origin = f"{record.topic}/{record.partition}/{record.offset}".encode()
+    reason = ((H.ERROR, UNWRITABLE.encode()), (H.ERROR_DETAIL, error_detail(detail)), (H.ORIGIN, origin))
+    return Output(dlq, record.key, record.value or b"", kept + reason)
+
+
+def error_detail(detail: str) -> bytes:
+    """`hs-error-detail`: ASCII, and short (a sender's text may be in it)."""
+    return detail[:500].encode("ascii", "backslashreplace")
 
 
 class BatchProducer(Protocol):
@@ -62,13 +92,21 @@ class BatchProducer(Protocol):
     async def send_batch(self, batch: Any, topic: str, *, partition: int) -> asyncio.Future[Any]: ...
 
 
-async def send(producer: BatchProducer, outputs: Sequence[Output]) -> list[Sent]:
+def record_bytes(output: Output) -> int:
+    """At least the size Kafka checks against a topic's max.message.bytes: a batch of this one record."""
+    return int(
+        DefaultRecordBatchBuilder.estimate_size_in_bytes(output.key, output.value, list(output.headers))
+    )
+
+
+async def send(producer: BatchProducer, outputs: Sequence[Output], *, alone: bool = False) -> list[Sent]:
     """Hand `outputs` to the producer as one record batch per topic partition (more where one fills up),
     in order within each partition, partitioned by key as `AIOKafkaProducer.send` would. Every topic's
     metadata is known before the first batch goes out (a transaction cannot add a partition the producer
     knows nothing of: a topic created a moment ago hung it for 40 s). Whole batches
     rather than records: aiokafka's per-record `send` costs about twice the CPU of appending to a batch
-    (13-15 against 7 µs a record, measured), and a worker writes three records per event."""
+    (13-15 against 7 µs a record, measured), and a worker writes three records per event. `alone` sends
+    each output in a batch of its own, so that a refusal names one record."""
     partitions: dict[str, list[int]] = {}
     groups: dict[tuple[str, int], list[Output]] = {}
     for output in outputs:
@@ -83,7 +121,8 @@ async def send(producer: BatchProducer, outputs: Sequence[Output]) -> list[Sent]
     for (topic, partition), group in groups.items():
         batch, members = producer.create_batch(), list[Output]()
         for output in group:
-            if not _append(batch, output):  # full: send it, and start the next with this output
+            # Full (or one record a batch): send it, and start the next with this output.
+            if (alone and members) or not _append(batch, output):
                 sent.append((await producer.send_batch(batch, topic, partition=partition), members))
                 batch, members = producer.create_batch(), list[Output]()
                 _append(batch, output)  # an empty batch takes one record of any size
@@ -97,25 +136,34 @@ def _append(batch: Any, output: Output) -> bool:
     return appended is not None
 
 
-async def send_all(producer: DurableProducer, outputs: Sequence[Output]) -> None:
-    """Deliver every output, retrying failed deliveries until Kafka has them all."""
-    pending = list(outputs)
-    for attempt in itertools.count():
-        sent = await send(producer, pending)
+async def send_all(producer: DurableProducer, outputs: Sequence[Output]) -> list[Refusal]:
+    """Deliver every output, resending what failed for a transient reason until Kafka has it; return
+    what Kafka refused for good. A refused batch of several records is sent again one record a batch,
+    so that only the record refused is given up."""
+    pending, refused, alone, attempt = list(outputs), list[Refusal](), False, 0
+    while True:
+        sent = await send(producer, pending, alone=alone)
         results = await asyncio.gather(*(ack for ack, _ in sent), return_exceptions=True)
-        errors = [r for r in results if isinstance(r, BaseException)]
-        if not errors:
-            return
-        if not all(isinstance(error, KafkaError) for error in errors):
-            raise next(error for error in errors if not isinstance(error, KafkaError))
-        pending = [
-            output
+        failed = [
+            (members, result)
             for (_, members), result in zip(sent, results, strict=True)
             if isinstance(result, BaseException)
-            for output in members
         ]
+        if other := next((r for _, r in failed if not isinstance(r, KafkaError)), None):
+            raise other
+        pending, alone = [], False
+        for members, error in failed:
+            if refused_for_good(error) and len(members) == 1:
+                refused.append(Refusal(members[0], error))
+            else:
+                pending.extend(members)
+                alone = alone or refused_for_good(error)
+        if not pending:
+            return refused
         log.warning(
             "resending after failed deliveries",
-            extra={"count": len(pending), "error": ",".join(sorted({type(e).__name__ for e in errors}))},
+            extra={"count": len(pending), "error": ",".join(sorted({type(e).__name__ for _, e in failed}))},
         )
-        await asyncio.sleep(RETRY_BACKOFF_S[min(attempt, len(RETRY_BACKOFF_S) - 1)])
+        if not alone:  # a split batch goes again at once: only transient failures wait
+            await asyncio.sleep(RETRY_BACKOFF_S[min(attempt, len(RETRY_BACKOFF_S) - 1)])
+            attempt += 1

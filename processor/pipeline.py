@@ -21,14 +21,15 @@ import logging
 import orjson
 
 from hookstream import headers as H
-from hookstream.kafka import PROCESSOR_BATCH_BYTES, DurableProducer
+from hookstream.kafka import PROCESSOR_BATCH_BYTES, DurableProducer, max_record_bytes
+from hookstream.refusals import UNWRITABLE
 from hookstream.settings import Settings
 from hookstream.topics import SOURCES, Topics
 from processor import cloudevents
 from processor.metrics import ProcessorMetrics
 from processor.normalize import normalize
 from processor.normalize.parsing import SCHEMA
-from processor.outputs import Output, send_all
+from processor.outputs import Output, error_detail, record_bytes, send_all
 from processor.records import Event, Invalid, RawRecord
 from processor.route import Routes
 
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 NORMALIZER_ERROR = "normalizer_error"
 UNKNOWN = "unknown"
 DEAD_LETTER_HEADERS = frozenset((H.ERROR, H.ERROR_DETAIL, H.ORIGIN))
+DEAD_LETTER_RETRY_S = 5.0
 
 
 class Pipeline:
@@ -47,6 +49,7 @@ class Pipeline:
         self._topics = Topics(settings.namespace)
         self._metrics = metrics
         self._routes = routes
+        self._max_record_bytes = max_record_bytes(settings)  # what our topics accept (topic_spec)
         self._producer: DurableProducer | None = None
         self._started = asyncio.Event()
 
@@ -62,16 +65,34 @@ class Pipeline:
             await self._producer.stop()
 
     async def handle(self, records: list[RawRecord]) -> None:
-        """Hand everything `records` yield to Kafka and wait until Kafka has all of it."""
+        """Hand everything `records` yield to Kafka and wait until Kafka has all of it. A keyed record
+        Kafka refuses for good leaves the dead letter of its raw record instead."""
         await self._started.wait()
         assert self._producer is not None
         outputs: list[Output] = []
+        raw_of: dict[int, RawRecord] = {}  # id of a keyed output → the raw record it came from
         for raw in records:
-            outputs.extend(self.outputs_of(raw))
-        await send_all(self._producer, outputs)
+            for output in self.outputs_of(raw):
+                outputs.append(output)
+                raw_of[id(output)] = raw
+        refused = await send_all(self._producer, outputs)
+        dead: dict[str, Output] = {}  # one dead letter per raw record, however many of its events
+        for refusal in refused:
+            raw = raw_of[id(refusal.output)]
+            if raw.origin not in dead:
+                dead[raw.origin] = self.dead_letter(raw, UNWRITABLE, refusal.detail)
+        letters = list(dead.values())
+        while refused := await send_all(self._producer, letters):
+            # A dead letter holds the raw record, which fits our topics: only an operator can mend this
+            # (the keyed topic's ACLs or size), so the partition waits, loudly, and loses nothing.
+            log.error("dead letters refused; retrying", extra={"error": refused[0].detail})
+            letters = [refusal.output for refusal in refused]
+            await asyncio.sleep(DEAD_LETTER_RETRY_S)
 
     def outputs_of(self, raw: RawRecord) -> list[Output]:
-        """The keyed records or the dead letter that `raw` becomes, counted in the metrics."""
+        """The keyed records or the dead letter that `raw` becomes, counted in the metrics. An event too
+        large for the keyed topic (its id, subject and data are the sender's) becomes the raw record's
+        dead letter here, rather than a refusal that would break the producer's sequence."""
         source = source_label(raw)
         self._metrics.raw_records.labels(source).inc()
         try:
@@ -86,17 +107,26 @@ class Pipeline:
             return [self.dead_letter(raw, NORMALIZER_ERROR, f"{type(exc).__name__}: {exc}")]
         if normalized.pings:
             self._metrics.pings.labels(source).inc(normalized.pings)
-        return keyed
+        fitting = [output for output in keyed if record_bytes(output) <= self._max_record_bytes]
+        if len(fitting) < len(keyed):
+            largest = max(record_bytes(output) for output in keyed)
+            limit = f"over the {self._max_record_bytes} bytes it accepts"
+            detail = f"{self._topics.keyed}: an event of {largest} bytes, {limit}"
+            fitting.append(self.dead_letter(raw, UNWRITABLE, detail))
+        return fitting
 
     def _keyed(self, event: Event, raw: RawRecord) -> Output:
-        headers = (
+        routing = self._routes.topics_for(event)
+        headers: tuple[tuple[str, bytes], ...] = (
             (H.CONTENT_TYPE, cloudevents.CONTENT_TYPE.encode()),
             (H.SOURCE, raw.headers.get(H.SOURCE, b"")),
             (H.RECEIVED_AT, str(raw.received_at_ms).encode()),
             (H.EVENT_TYPE, event.type.encode()),
             (H.EVENT_ID, event.id.encode()),
-            (H.OUT_TOPICS, ",".join(self._routes.topics_for(event)).encode()),
+            (H.OUT_TOPICS, ",".join(routing.topics).encode()),
         )
+        if routing.unroutable:
+            headers += ((H.UNROUTABLE, ",".join(routing.unroutable).encode()),)
         key = (event.subject or event.id).encode()
         return Output(self._topics.keyed, key, cloudevents.encode(event, raw), headers)
 
@@ -108,7 +138,7 @@ class Pipeline:
         headers = [(name, value) for name, value in raw.headers.items() if name not in dropped]
         headers += [
             (H.ERROR, reason.encode()),
-            (H.ERROR_DETAIL, detail[:500].encode("ascii", "backslashreplace")),
+            (H.ERROR_DETAIL, error_detail(detail)),
             (H.ORIGIN, raw.origin.encode()),
             (H.EVENT_ID, f"dead-letter:{raw.origin}".encode()),
             (H.OUT_TOPICS, self._topics.dlq.encode()),

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hookstream import headers as H
+from processor.timefmt import in_range_ms
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,11 +43,11 @@ class RawRecord:
 
     @property
     def received_at_ms(self) -> int:
-        """When the receiver took the request; the record's timestamp if that header is unreadable."""
+        """When the receiver took the request; the record's timestamp if that header is unreadable or
+        outside the years a timestamp holds (a record not written by our receivers may say anything)."""
         value = self.header(H.RECEIVED_AT)
-        if value is None or not value.isdigit() or len(value) > 15:
-            return self.timestamp_ms
-        return int(value)
+        readable = value is not None and value.isascii() and value.isdigit() and len(value) <= 15
+        return int(value) if readable and value and in_range_ms(int(value)) else self.timestamp_ms
 
     @property
     def origin(self) -> str:
@@ -62,6 +63,7 @@ class Event:
     source: str
     time: str
     data: Any
+    dataschema: str  # `urn:hookstream:schema:<name>:v<N>`, the schema `data` is published under
     subject: str | None = None
     extensions: Mapping[str, str | int | bool] = field(default_factory=dict)
 

@@ -100,7 +100,7 @@ async def redrive(settings: Settings, *, err: TextIO = sys.stderr) -> RedriveSum
         await reader.start_at_committed()
         print(f"redriving {topics.dlq}: {reader.size} dead letters since the last redrive", file=err)
         async for batch in reader.batches():
-            await writer.write(_outputs(batch, topics, summary, err))
+            await writer.write(_outputs(batch, topics, summary, err), err)
         await reader.commit()
     return summary
 

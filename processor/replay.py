@@ -76,7 +76,7 @@ def event_outputs(event: Event, raw: RawRecord, routes: Routes) -> list[Output]:
     """One replayed event on each of its routed topics, keyed like the live ones (subject, else id)."""
     value = orjson.dumps(replay_document(event, raw))
     key = (event.subject or event.id).encode()
-    return [Output(topic, key, value, EVENT_HEADERS) for topic in routes.topics_for(event)]
+    return [Output(topic, key, value, EVENT_HEADERS) for topic in routes.topics_for(event).topics]
 
 
 def to_outputs(raw: RawRecord, routes: Routes) -> list[Output]:
@@ -117,7 +117,7 @@ async def replay(
         await reader.start_at_times(since_ms, until_ms)
         print(f"replaying {topics.raw(source)}: {reader.size} records in range", file=err)
         async for batch in reader.batches():
-            await writer.write(_outputs(batch, routes, summary, err))
+            await writer.write(_outputs(batch, routes, summary, err), err)
             if summary.records // PROGRESS_EVERY > (summary.records - len(batch)) // PROGRESS_EVERY:
                 print(f"… {summary.records} records read, {summary.events} events published", file=err)
     return summary
@@ -249,9 +249,15 @@ class Writer:
         self._admin = admin
         self._producer = producer
 
-    async def write(self, outputs: list[Output]) -> None:
-        await self._admin.ensure(topic_spec(self._settings, name) for name in {o.topic for o in outputs})
-        await send_all(self._producer, outputs)
+    async def write(self, outputs: list[Output], err: TextIO) -> None:
+        """Write `outputs`; say which of them can be written nowhere (a topic that can be no topic, a
+        record Kafka refuses for good), rather than stopping on them."""
+        names = {o.topic for o in outputs}
+        unroutable = await self._admin.routable(topic_spec(self._settings, name) for name in names)
+        for refusal in await send_all(self._producer, [o for o in outputs if o.topic not in unroutable]):
+            print(f"not written: {refusal.detail[:200]}", file=err)
+        for topic, reason in unroutable.items():
+            print(f"not written to {topic[:200]}: {reason}", file=err)
 
 
 @contextlib.asynccontextmanager

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hookstream.errors import SettingsError
-from hookstream.topics import Topics, topic_safe
+from hookstream.topics import Topics, Unroutable, kafka_refuses, topic_safe
 from processor.records import Event
 
 TAGS_EXTENSION = "hstags"
@@ -39,18 +39,30 @@ class Rule:
 
 
 @dataclass(frozen=True, slots=True)
+class Routing:
+    """Where one event goes, and why it gets no topic of its own where it gets none."""
+
+    topics: list[str]
+    unroutable: list[Unroutable]
+
+
+@dataclass(frozen=True, slots=True)
 class Routes:
     topics: Topics
     rules: tuple[Rule, ...] = ()
 
-    def topics_for(self, event: Event) -> list[str]:
+    def topics_for(self, event: Event) -> Routing:
         tags = event_tags(event)
-        default = [self.topics.for_type(event.type), *(self.topics.for_tag(tag) for tag in tags)]
+        derived = [self.topics.for_type(event.type), *(self.topics.for_tag(tag) for tag in tags)]
         matched = [rule for rule in self.rules if rule.matches(event, tags)]
         if any(rule.replace for rule in matched):
-            default = []
+            derived = []
         extra = [topic for rule in matched for topic in rule.topics]
-        return list(dict.fromkeys([self.topics.events, *default, *extra]))
+        default = [name for name in derived if not isinstance(name, Unroutable)]
+        return Routing(
+            topics=list(dict.fromkeys([self.topics.events, *default, *extra])),
+            unroutable=[name for name in derived if isinstance(name, Unroutable)],
+        )
 
     @classmethod
     def load(cls, topics: Topics, path: Path | None) -> Routes:
@@ -59,7 +71,7 @@ class Routes:
             return cls(topics)
         try:
             document = tomllib.loads(path.read_text())
-            return cls(topics, tuple(_rule(entry) for entry in document.get("route", [])))
+            return cls(topics, tuple(_rule(entry, topics) for entry in document.get("route", [])))
         except (OSError, tomllib.TOMLDecodeError, ValueError, TypeError) as exc:
             raise SettingsError(ROUTES_SETTING, f"{path}: {exc}") from None
 
@@ -69,19 +81,22 @@ def event_tags(event: Event) -> list[str]:
     tags = event.extensions.get(TAGS_EXTENSION)
     if not isinstance(tags, str):
         return []
-    return [safe for tag in tags.split(",") if (safe := topic_safe(tag))]
+    return [topic_safe(tag) for tag in tags.split(",") if tag]
 
 
-def _rule(entry: object) -> Rule:
+def _rule(entry: object, own: Topics) -> Rule:
     if not isinstance(entry, dict):
         raise ValueError("each [[route]] must be a table")
     topics = entry.get("topics")
-    if (
-        not isinstance(topics, list)
-        or not topics
-        or not all(isinstance(t, str) and topic_safe(t) == t for t in topics)
-    ):
-        raise ValueError("a route needs `topics`, a list of valid topic names")
+    if not isinstance(topics, list) or not topics or not all(isinstance(t, str) for t in topics):
+        raise ValueError("a route needs `topics`, a list of topic names")
+    for topic in topics:
+        if kafka_refuses(topic):
+            raise ValueError(f"Kafka refuses the topic name {topic[:80]!r} (at most 249 of [a-zA-Z0-9._-])")
+        if own.reserved(topic):
+            raise ValueError(
+                f"{topic!r} is one of hookstream's own topics, or inside its raw or internal ones"
+            )
     mode = entry.get("mode", "add")
     if mode not in ("add", "replace"):
         raise ValueError(f"`mode` is add or replace, not {mode!r}")

@@ -11,6 +11,7 @@ came after: a rolling restart does not re-read a whole window. Any other disk st
 
 from __future__ import annotations
 
+import hashlib
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -156,6 +157,18 @@ class DiskSeenIds:
         while cursor.valid() and (key := cursor.key()).startswith(prefix):
             yield key
             cursor.next()
+
+
+MAX_KEPT_ID_BYTES = 128
+
+
+def dedup_key(event_id: str) -> str:
+    """What the state keeps of an event id: the id itself, or for a long one (a sender chooses its
+    length) its SHA-256, so a state record of a full batch stays far below any topic's size limit."""
+    encoded = event_id.encode("utf-8", "surrogatepass")
+    if len(encoded) <= MAX_KEPT_ID_BYTES:
+        return event_id
+    return "sha256:" + hashlib.sha256(encoded).hexdigest()
 
 
 def encode_seen(first_seen_ms: int, event_ids: Iterable[str]) -> bytes:

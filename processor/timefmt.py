@@ -13,12 +13,16 @@ _MAX_DIGITS = 20  # far more than any epoch time in range; keeps int() away from
 
 
 def from_epoch_ms(epoch_ms: int) -> str:
-    moment = datetime.fromtimestamp(epoch_ms / 1000, tz=UTC)
+    """RFC 3339 with milliseconds; an instant outside 1970..9999 is held at the nearest end (callers
+    pass only times within it: `in_range_ms` says which)."""
+    epoch_ms = min(max(epoch_ms, 0), _END_MS - 1)
+    moment = datetime.fromtimestamp(epoch_ms // 1000, tz=UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{epoch_ms % 1000:03d}Z"
 
 
-def from_epoch_s(epoch_s: int) -> str:
-    return datetime.fromtimestamp(epoch_s, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def in_range_ms(epoch_ms: int) -> bool:
+    """Whether an epoch time in milliseconds lies within what a timestamp can hold (1970..9999)."""
+    return 0 <= epoch_ms < _END_MS
 
 
 def from_datetime(moment: datetime) -> str:

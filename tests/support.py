@@ -77,6 +77,7 @@ def user_created_cloudevent(*, received_at: str, raw: str) -> dict[str, Any]:
         "subject": "user/181855",
         "time": "2011-12-02T07:31:59Z",
         "datacontenttype": "application/json",
+        "dataschema": "urn:hookstream:schema:com.websitetoolbox.user.created:v1",
         "data": orjson.loads(USER_CREATED)["data"],
         "hsmode": "live",
         "hsreceivedat": received_at,

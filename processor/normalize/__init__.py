@@ -1,11 +1,12 @@
-"""The registry of normalizers: `hs-source` → `normalize(raw) -> Normalized`. Adding a sender is a
-module here and a line in `NORMALIZERS`."""
+"""The registry of normalizers: `hs-source` → `normalize(raw) -> Normalized`, and of the schemas of the
+events they emit. Adding a sender is a module here and a line in `NORMALIZERS` and in `SCHEMAS`."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 from processor.normalize import hootsuite, standard, website_toolbox, x
+from processor.normalize.schema import DataSchema
 from processor.records import Invalid, Normalized, RawRecord
 
 Normalizer = Callable[[RawRecord], Normalized]
@@ -16,6 +17,12 @@ NORMALIZERS: dict[str, Normalizer] = {
     hootsuite.NAME: hootsuite.normalize,
     standard.NAME: standard.normalize,
 }
+SCHEMAS: tuple[DataSchema, ...] = (
+    *website_toolbox.SCHEMAS,
+    *x.SCHEMAS,
+    *hootsuite.SCHEMAS,
+    *standard.SCHEMAS,
+)
 
 UNKNOWN_SOURCE = "unknown_source"
 

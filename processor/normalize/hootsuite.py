@@ -26,6 +26,7 @@ from processor.normalize.parsing import (
     json_value,
     optional_identifier,
 )
+from processor.normalize.schema import ABSENT, DataSchema, id_field, object_schema, passed_through, text
 from processor.records import Event, Invalid, Normalized, RawRecord
 from processor.timefmt import parse_iso, parse_pattern
 
@@ -43,6 +44,84 @@ _MESSAGES = "messages"
 _PLATFORM_TYPE = re.compile(r"com\.hootsuite\.([a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)*)\.event\.v1")
 _STREAM_MESSAGE = re.compile(r"message\.([A-Za-z_]+)")
 Extensions = dict[str, str | int | bool]
+
+_ASSIGNMENT_DATA = object_schema(
+    "the callback's fields as Hootsuite posted them (form fields are strings), less the SSO token",
+    {
+        "assignmentId": id_field("the assignment's id: the subject `assignment/<id>`"),
+        "status": text("OPEN or RESOLVED, in any case; upper-cased in `hsstatus`"),
+        "modifiedDate": text("when the assignment changed: the event's `time` when readable", non_blank=True),
+        "sso_token": ABSENT,
+        **{
+            name: passed_through(description)
+            for name, description in (
+                ("action", "`Assignment`"),
+                ("messageId", "the assigned message's id"),
+                ("toType", "`MEMBER` or `TEAM`"),
+                ("createdDate", "when the assignment was created"),
+            )
+        },
+    },
+    "assignmentId",
+    "status",
+    "modifiedDate",
+)
+ASSIGNMENT_SCHEMAS = {
+    status: DataSchema(
+        f"com.hootsuite.assignment.{status.lower()}",
+        1,
+        f"An App Directory assignment callback with status {status}.",
+        _ASSIGNMENT_DATA,
+    )
+    for status in sorted(_ASSIGNMENT_STATUSES)
+}
+
+
+_MESSAGE_ID = "the message's id: the subject `message/<id>`"
+_MESSAGE_DATA = object_schema(
+    "the message state change: a REST webhook element's or a polled message's `data`, or a stream event's",
+    {
+        "state": passed_through("the state as Hootsuite wrote it (webhooks: a string); always in `hsstatus`"),
+        "message": passed_through("the message; webhooks and polls carry its id here"),
+        "timestamp": passed_through("ISO 8601: the event's `time` when readable"),
+        "sentAt": passed_through("ISO 8601: the event's `time` when there is no timestamp"),
+    },
+) | {
+    "anyOf": [
+        {
+            "required": ["message"],
+            "properties": {"message": object_schema("the message", {"id": id_field(_MESSAGE_ID)}, "id")},
+        },
+        {"required": ["id"], "properties": {"id": id_field(_MESSAGE_ID)}},
+        {"required": ["messageId"], "properties": {"messageId": id_field(_MESSAGE_ID)}},
+    ]
+}
+MESSAGE_SCHEMAS = {
+    state: DataSchema(
+        f"com.hootsuite.message.{state}",
+        1,
+        f"A message reached state {state}, by webhook, stream event or poll alike.",
+        _MESSAGE_DATA,
+    )
+    for state in sorted(_MESSAGE_STATES)
+}
+STREAM_MESSAGE = DataSchema(
+    "com.hootsuite.stream.message",
+    1,
+    "An App Directory `stream.message` event's `data`.",
+    object_schema("the stream message", {"id": passed_through("its id: the event id, else a content hash")}),
+)
+PLATFORM_EVENT = DataSchema(
+    "com.hootsuite.platform-event",
+    1,
+    "The `data` of a REST platform webhook of another kind (comments, apps, …; Hootsuite adds kinds).",
+    object_schema(
+        "the element's `data`", {"timestamp": passed_through("ISO 8601: the event's `time` when readable")}
+    ),
+    type_template="com.hootsuite.{platformKind}",
+    parameters={"platformKind": "the kind in `com.hootsuite.<kind>.event.v1` (`comments`, `apps`)"},
+)
+SCHEMAS = (*ASSIGNMENT_SCHEMAS.values(), *MESSAGE_SCHEMAS.values(), STREAM_MESSAGE, PLATFORM_EVENT)
 
 
 def normalize(raw: RawRecord) -> Normalized:
@@ -78,6 +157,7 @@ def _assignment(raw: RawRecord) -> Event:
         subject=f"assignment/{assignment_id}",
         time=event_time(parse_pattern(modified, _DASHED_TIME) or parse_iso(modified), raw),
         data={name: value for name, value in fields.items() if name not in SECRET_FIELDS},
+        dataschema=ASSIGNMENT_SCHEMAS[status].urn,
         extensions={"hsstatus": status},
     )
 
@@ -116,6 +196,7 @@ def _platform_event(event_type: str, element: dict[str, Any], raw: RawRecord) ->
         source=SOURCE,
         time=_data_time(data, raw),
         data=data,
+        dataschema=PLATFORM_EVENT.urn,
         extensions=extensions,
     )
 
@@ -132,6 +213,7 @@ def _stream_event(value: dict[str, Any], raw: RawRecord) -> Event:
             source=SOURCE,
             time=_data_time(data, raw),
             data=data,
+            dataschema=STREAM_MESSAGE.urn,
         )
     match = _STREAM_MESSAGE.fullmatch(event_type)
     if match is None:
@@ -158,6 +240,7 @@ def _message_state(
         subject=f"message/{message_id}",
         time=_data_time(data, raw),
         data=data,
+        dataschema=MESSAGE_SCHEMAS[word].urn,
         extensions={"hsstatus": state, **extensions},
     )
 

@@ -20,6 +20,7 @@ from processor.normalize.parsing import (
     json_value,
     optional_identifier,
 )
+from processor.normalize.schema import DataSchema, passed_through
 from processor.records import Event, Invalid, Normalized, RawRecord
 from processor.timefmt import parse_epoch_s, parse_iso
 
@@ -30,6 +31,28 @@ WEBHOOK_TIMESTAMP_HEADER = H.HTTP_PREFIX + "webhook-timestamp"
 _SEGMENT = r"[A-Za-z0-9_-]+"
 _NAME = re.compile(_SEGMENT)
 _TYPE = re.compile(rf"{_SEGMENT}(\.{_SEGMENT})*")
+STANDARD_WEBHOOKS = DataSchema(
+    "standard-webhooks",
+    1,
+    "The payload of a Standard Webhooks sender, unchanged: any JSON value. The recommended object form "
+    "refines the event where its fields are usable; nothing in it is required.",
+    {
+        "properties": {
+            "type": passed_through("dotted words: the event type `<name>.<type>`, else `<name>.event`"),
+            "timestamp": passed_through("ISO 8601: the event's `time`, else the `webhook-timestamp` header"),
+            "subject": passed_through("a non-blank string: the event's subject"),
+            "data": passed_through(
+                "the event's object; its `id` gives the subject `<type's first word>/<id>`"
+            ),
+        },
+    },
+    type_template="{senderName}.{payloadType}",
+    parameters={
+        "senderName": "the sender's name in `HOOKSTREAM_STANDARD_SECRETS` and the route",
+        "payloadType": "the payload's `type`, or `event`",
+    },
+)
+SCHEMAS = (STANDARD_WEBHOOKS,)
 
 
 def normalize(raw: RawRecord) -> Normalized:
@@ -50,6 +73,7 @@ def normalize(raw: RawRecord) -> Normalized:
                 subject=_subject(fields, payload_type),
                 time=event_time(_time(fields, raw), raw),
                 data=payload,
+                dataschema=STANDARD_WEBHOOKS.urn,
             )
         ]
     )

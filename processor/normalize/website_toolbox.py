@@ -10,15 +10,71 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from processor.normalize.parsing import SCHEMA, field, identifier, json_object
+from processor.normalize.parsing import SCHEMA, event_time, field, identifier, json_object
+from processor.normalize.schema import JSON, DataSchema, object_schema, passed_through
 from processor.records import Event, Invalid, Normalized, RawRecord
-from processor.timefmt import from_epoch_ms, from_epoch_s
+from processor.timefmt import parse_epoch_s
 
 NAME = "websitetoolbox"
 SOURCE = "urn:hookstream:websitetoolbox"
 _TYPE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
 # The provider's own time of the event, where the object carries one (epoch seconds).
 _EVENT_TIME_FIELD = {"user.created": "joinDateTimestamp"}
+# The forum's documented types (PROVIDERS.md): each has a schema of its own; any other is a forum event.
+DOCUMENTED_TYPES = (
+    "user.created",
+    "user.approved",
+    "user.updated",
+    "user.deleted",
+    "user.email.verified",
+    "user.payment.received",
+    "user.paid_subscription.started",
+    "user.paid_subscription.ended",
+    "topic.created",
+    "topic.updated",
+    "topic.deleted",
+    "post.created",
+    "post.approved",
+    "post.updated",
+    "post.deleted",
+    "conversation.created",
+    "message.created",
+)
+
+
+def _data(kind: str | None, time_field: str | None = None) -> JSON:
+    """The envelope's `data`: its `object` is what the normalizer requires; the kind and its id (the
+    subject) and the event's time are read where present, never required."""
+    fields = {"object": passed_through("the object's kind, e.g. `User`; lower-cased, the subject's prefix")}
+    if kind:
+        fields[f"{kind}Id"] = passed_through(f"the {kind}'s id; with the kind, the subject `{kind}/<id>`")
+    if time_field:
+        fields[time_field] = passed_through("epoch seconds: the event's `time` when an integer in range")
+    return object_schema(
+        "the forum event's `data`, as the forum sent it",
+        {"object": object_schema("the forum's object (a user, topic, post, …) as the forum sent it", fields)},
+        "object",
+    )
+
+
+TYPE_SCHEMAS = {
+    forum_type: DataSchema(
+        f"com.websitetoolbox.{forum_type}",
+        1,
+        f"`data` of the forum's `{forum_type}` event.",
+        _data(forum_type.split(".")[0], _EVENT_TIME_FIELD.get(forum_type)),
+    )
+    for forum_type in DOCUMENTED_TYPES
+}
+FORUM_EVENT = DataSchema(
+    "com.websitetoolbox.forum-event",
+    1,
+    "`data` of a forum event type without a schema of its own (the forum adds types).",
+    _data(None),
+    type_template="com.websitetoolbox.{forumType}",
+    parameters={"forumType": "the forum's own event type, dotted lowercase words (`poll.vote.cast`)"},
+)
+SCHEMAS = (*TYPE_SCHEMAS.values(), FORUM_EVENT)
 
 
 def normalize(raw: RawRecord) -> Normalized:
@@ -41,6 +97,7 @@ def normalize(raw: RawRecord) -> Normalized:
                 subject=_subject(event_type, obj),
                 time=_time(event_type, obj, raw),
                 data=data,
+                dataschema=TYPE_SCHEMAS.get(event_type, FORUM_EVENT).urn,
                 extensions=extensions,
             )
         ]
@@ -57,7 +114,7 @@ def _subject(event_type: str, obj: dict[str, Any]) -> str | None:
 
 
 def _time(event_type: str, obj: dict[str, Any], raw: RawRecord) -> str:
+    """The object's own time where it has one within the years a timestamp can hold, else the receive
+    time (SPEC §2): a sender's number never fails the event."""
     seconds = obj.get(_EVENT_TIME_FIELD.get(event_type, ""))
-    if isinstance(seconds, int) and not isinstance(seconds, bool) and seconds > 0:
-        return from_epoch_s(seconds)
-    return from_epoch_ms(raw.received_at_ms)
+    return event_time(parse_epoch_s(seconds) if isinstance(seconds, int) else None, raw)

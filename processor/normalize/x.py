@@ -22,6 +22,7 @@ from processor.normalize.parsing import (
     json_object,
     optional_identifier,
 )
+from processor.normalize.schema import JSON, DataSchema, id_field, object_schema, passed_through
 from processor.records import Event, Invalid, Normalized, RawRecord
 from processor.timefmt import parse_epoch_ms, parse_iso, parse_pattern
 
@@ -44,6 +45,77 @@ _SUBJECTS: dict[str, tuple[str, str | None, tuple[str, ...]]] = {
     "direct_message_mark_read": ("user", None, ("sender_id",)),
 }
 
+_TIME_FIELDS = {
+    "created_at": passed_through("legacy time (`Wed Oct 10 20:19:24 +0000 2018`): the event's `time`"),
+    "created_timestamp": passed_through("epoch milliseconds: the event's `time` when there is no created_at"),
+    "timestamp_ms": passed_through("epoch milliseconds: the event's `time` when there is nothing earlier"),
+}
+
+POST_MATCHED = DataSchema(
+    "com.x.post.matched",
+    1,
+    "The filtered-stream delivery of one post, whole: the post, its expansions and the rules it matched.",
+    object_schema(
+        "X's filtered-stream payload",
+        {
+            "data": object_schema(
+                "the post",
+                {
+                    "id": id_field("the post's id: the event id `x:post:<id>` and subject `post/<id>`"),
+                    "created_at": passed_through("ISO 8601: the event's `time` when readable"),
+                    "text": passed_through("the post's text"),
+                    "author_id": passed_through("the author's user id"),
+                },
+                "id",
+            ),
+            "matching_rules": {
+                "type": "array",
+                "description": "the rules the post matched; their tags are the `hstags` extension",
+                "items": passed_through("a rule, `{id, tag}`"),
+            },
+            "includes": passed_through("expansions: users, media, … as X sent them"),
+        },
+        "data",
+        "matching_rules",
+    ),
+)
+REPLAY_JOB_STATUS = DataSchema(
+    "com.x.replay_job_status",
+    1,
+    "A finished Account Activity replay job, as X reported it.",
+    object_schema(
+        "`replay_job_status`", {"job_id": passed_through("the job's id: the event id, else a content hash")}
+    ),
+)
+
+
+def _activity_data(kind: str) -> JSON:
+    """An Account Activity element, whole; the subject's entity id is read where the kind keeps it."""
+    properties = dict(_TIME_FIELDS)
+    if kind in _SUBJECTS:
+        prefix, holder, keys = _SUBJECTS[kind]
+        where = " or ".join(f"`{key}`" for key in keys)
+        if holder is None:
+            properties |= {key: passed_through(f"the subject `{prefix}/<id>`") for key in keys}
+        else:
+            properties[holder] = passed_through(f"its {where} makes the subject `{prefix}/<id>`")
+    return object_schema(f"one `{kind}` element of an Account Activity delivery, as X sent it", properties)
+
+
+ACTIVITY_SCHEMAS = {
+    kind: DataSchema(f"com.x.{kind}", 1, f"One Account Activity `{kind}` element.", _activity_data(kind))
+    for kind in (*_SUBJECTS, _USER_EVENT)
+}
+ACCOUNT_ACTIVITY = DataSchema(
+    "com.x.account-activity",
+    1,
+    "One element of an Account Activity kind without a schema of its own (X adds kinds).",
+    object_schema("one element, as X sent it", dict(_TIME_FIELDS)),
+    type_template="com.x.{activityKind}",
+    parameters={"activityKind": "the kind of a `<kind>_events` array (`poll_vote`)"},
+)
+SCHEMAS = (POST_MATCHED, REPLAY_JOB_STATUS, *ACTIVITY_SCHEMAS.values(), ACCOUNT_ACTIVITY)
+
 
 def normalize(raw: RawRecord) -> Normalized:
     payload = json_object(raw)
@@ -61,6 +133,7 @@ def normalize(raw: RawRecord) -> Normalized:
                     source=SOURCE,
                     time=event_time(None, raw),
                     data=status,
+                    dataschema=REPLAY_JOB_STATUS.urn,
                 )
             ]
         )
@@ -78,6 +151,7 @@ def _matched_post(payload: dict[str, Any], raw: RawRecord) -> Event:
         subject=f"post/{post_id}",
         time=event_time(parse_iso(post.get("created_at")), raw),
         data=payload,
+        dataschema=POST_MATCHED.urn,
         extensions={"hstags": tags} if tags else {},
     )
 
@@ -133,6 +207,7 @@ def _activity(kind: str, element: Any, for_user: str, raw: RawRecord) -> Event:
         subject=_subject(kind, element),
         time=event_time(_element_time(element), raw),
         data=element,
+        dataschema=ACTIVITY_SCHEMAS.get(kind, ACCOUNT_ACTIVITY).urn,
         extensions={"hsforuser": for_user},
     )
 

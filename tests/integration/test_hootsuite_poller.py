@@ -9,12 +9,20 @@ from collections.abc import AsyncIterator
 import aiohttp
 import orjson
 import pytest
-from aiohttp import web
 
 from hookstream.topics import Topics
 from tests.fake_hootsuite import CLIENT_ID, CLIENT_SECRET, FakeHootsuite
-from tests.integration.harness import Service, Stack, end_offsets, eventually, metric, read_all, read_topic
-from tests.support import EVENTS_TOKEN, free_port
+from tests.integration.harness import (
+    Service,
+    Stack,
+    end_offsets,
+    eventually,
+    metric,
+    read_all,
+    read_topic,
+    serving,
+)
+from tests.support import EVENTS_TOKEN
 
 STATES_POLLED = 5  # list requests in one poll cycle without paging
 
@@ -22,12 +30,8 @@ STATES_POLLED = 5  # list requests in one poll cycle without paging
 @pytest.fixture
 async def hootsuite() -> AsyncIterator[tuple[FakeHootsuite, str]]:
     fake = FakeHootsuite()
-    runner = web.AppRunner(fake.app(), access_log=None)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    yield fake, f"http://127.0.0.1:{port}"
-    await runner.cleanup()
+    async with serving(fake.app()) as url:
+        yield fake, url
 
 
 @pytest.fixture

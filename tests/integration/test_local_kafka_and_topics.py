@@ -57,7 +57,7 @@ async def test_topics_creates_then_verifies_with_the_configured_partitions_and_r
     names = [f"{namespace}.raw.{s}" for s in ("x", "hootsuite", "websitetoolbox", "standard")]
     names += [f"{namespace}.events", f"{namespace}.dlq"]
     names += [f"{namespace}.internal.keyed", f"{namespace}.internal.seen"]
-    assert created.stdout.split() == [word for name in names for word in ("created", name)]
+    assert created.stdout.splitlines() == [f"created  {name} (2 partitions)" for name in names]
     verified = run_cli("topics", env=env)
     assert verified.stdout.split() == [word for name in names for word in ("exists", name)]
 

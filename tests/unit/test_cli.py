@@ -54,6 +54,8 @@ def test_kafka_start_without_java_or_maven_says_what_is_missing_and_the_alternat
             ["hookstream.cli", "hookstream.localkafka", "hookstream.kafka", "hookstream.tail"],
             ["faust", "aiohttp"],
         ),
+        (["hookstream.xcli"], ["faust", "aiohttp"]),
+        (["hookstream.xcommands", "hookstream.xapi", "hookstream.xsetup"], ["faust", "mode"]),
         (["receivers.main", "receivers.app", "receivers.sources"], ["faust", "mode"]),
     ],
 )

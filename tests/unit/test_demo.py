@@ -11,13 +11,14 @@ import sys
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from multidict import CIMultiDict
 from standardwebhooks.webhooks import Webhook
 
 from hookstream import demo
-from hookstream.settings import Settings
+from hookstream.settings import Secret, Settings
 from processor.normalize import normalize
 from processor.records import RawRecord
 from receivers.delivery import Accepted, Delivery, RawRequest, Verdict
@@ -188,6 +189,21 @@ def test_nothing_configured_sends_nothing_and_says_so() -> None:
     out = io.StringIO()
     assert demo.run(Settings(), "http://127.0.0.1:9", out) == 1
     assert "nothing sent" in out.getvalue()
+
+
+def test_with_no_sender_configured_the_demo_signs_with_what_make_run_wrote(tmp_path: Path) -> None:
+    run_env = tmp_path / "demo.env"
+    run_env.write_text(f"HOOKSTREAM_WEBSITETOOLBOX_TOKEN={FORUM_TOKEN}\nHOOKSTREAM_HTTP_PORT=8081\nPATH=/x\n")
+    out = io.StringIO()
+    settings = demo.with_run_env(Settings(), {"HOOKSTREAM_HTTP_PORT": "9000"}, run_env, out)
+    assert settings.websitetoolbox_token is not None
+    assert settings.websitetoolbox_token.reveal() == FORUM_TOKEN
+    assert settings.http_port == 9000, "the environment wins over the file"
+    assert str(run_env) in out.getvalue()
+    assert FORUM_TOKEN not in out.getvalue()
+    configured = Settings(x_consumer_secrets=(Secret("s"),))
+    assert demo.with_run_env(configured, {}, run_env, out) is configured, "a configured sender wins"
+    assert demo.with_run_env(Settings(), {}, tmp_path / "absent.env", out) == Settings()
 
 
 def test_the_demo_loads_neither_aiohttp_nor_faust() -> None:

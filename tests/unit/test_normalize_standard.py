@@ -57,6 +57,7 @@ def test_the_recommended_payload_becomes_this_exact_cloudevent() -> None:
         "subject": "invoice/inv_1",
         "time": "2026-11-28T15:59:58.250Z",
         "datacontenttype": "application/json",
+        "dataschema": "urn:hookstream:schema:standard-webhooks:v1",
         "data": orjson.loads(INVOICE_PAID),
         "hsreceivedat": RECEIVED,
         "hsraw": "hookstream.raw.standard/0/42",

@@ -86,3 +86,18 @@ def test_a_record_of_no_known_source_is_invalid() -> None:
     with pytest.raises(Invalid) as raised:
         normalize(raw_record("carrier-pigeon", USER_CREATED))
     assert raised.value.reason == "unknown_source"
+
+
+@pytest.mark.parametrize("seconds", [253402300800, 2**63 - 1, 2**64 - 1, -5, 0])
+def test_a_join_time_no_timestamp_can_hold_is_the_receive_time(seconds: int) -> None:
+    envelope = orjson.loads(USER_CREATED)
+    envelope["data"]["object"]["joinDateTimestamp"] = seconds
+    (event,) = normalize(raw_record("websitetoolbox", orjson.dumps(envelope))).events
+    assert event.time == "2026-11-28T16:00:00.123Z"
+
+
+@pytest.mark.parametrize("received_at", [b"999999999999999", b"253402300800000", b"\xd9\xa1\xd9\xa2", b"-1"])
+def test_a_receive_time_header_out_of_range_falls_back_to_the_record_timestamp(received_at: bytes) -> None:
+    raw = raw_record("websitetoolbox", USER_CREATED, extra_headers={"hs-received-at": received_at})
+    (event,) = normalize(raw).events
+    assert cloudevents.to_document(event, raw)["hsreceivedat"] == "2026-11-28T16:00:00.126Z"

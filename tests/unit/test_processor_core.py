@@ -15,6 +15,7 @@ from hookstream.topics import Topics
 from processor import normalize as normalize_package
 from processor.app import create_app
 from processor.metrics import ProcessorMetrics
+from processor.normalize.x import POST_MATCHED
 from processor.outputs import published
 from processor.pipeline import Pipeline
 from processor.records import Event, Normalized, RawRecord
@@ -94,11 +95,20 @@ def test_a_disk_store_its_owner_crashed_with_starts_empty(tmp_path: Path) -> Non
 
 def post(*, tags: str | None = None, event_type: str = "com.x.post.matched") -> Event:
     extensions = {"hstags": tags} if tags is not None else {}
-    return Event("x:post:1", event_type, "urn:hookstream:x", "2021-01-06T18:40:40Z", {}, "post/1", extensions)
+    return Event(
+        "x:post:1",
+        event_type,
+        "urn:hookstream:x",
+        "2021-01-06T18:40:40Z",
+        {},
+        POST_MATCHED.urn,
+        "post/1",
+        extensions,
+    )
 
 
 def test_default_routes_are_firehose_type_and_each_tag() -> None:
-    assert Routes(TOPICS).topics_for(post(tags="api-posts,cats with hats")) == [
+    assert Routes(TOPICS).topics_for(post(tags="api-posts,cats with hats")).topics == [
         "hookstream.events",
         "hookstream.x.post.matched",
         "hookstream.x.tag.api-posts",
@@ -113,10 +123,18 @@ def test_a_routes_file_adds_or_replaces_but_never_drops_the_firehose(tmp_path: P
         '[[route]]\ntag = "api posts"\ntopics = ["devrel.posts"]\nmode = "replace"\n'
     )
     routes = Routes.load(TOPICS, routes_file)
-    assert routes.topics_for(post(tags="api posts")) == ["hookstream.events", "social.all", "devrel.posts"]
-    assert routes.topics_for(post()) == ["hookstream.events", "hookstream.x.post.matched", "social.all"]
+    assert routes.topics_for(post(tags="api posts")).topics == [
+        "hookstream.events",
+        "social.all",
+        "devrel.posts",
+    ]
+    assert routes.topics_for(post()).topics == [
+        "hookstream.events",
+        "hookstream.x.post.matched",
+        "social.all",
+    ]
     other = post(event_type="com.websitetoolbox.user.created")
-    assert routes.topics_for(other) == ["hookstream.events", "hookstream.websitetoolbox.user.created"]
+    assert routes.topics_for(other).topics == ["hookstream.events", "hookstream.websitetoolbox.user.created"]
 
 
 @pytest.mark.parametrize(
@@ -160,7 +178,7 @@ def test_an_event_goes_to_the_keyed_topic_under_its_subject_with_its_id_and_rout
 def test_a_dead_letter_keeps_the_raw_bytes_and_headers_and_says_why(pipeline: Pipeline) -> None:
     raw = raw_record("websitetoolbox", b"{oops", key=b"delivery-7")
     (keyed,) = pipeline.outputs_of(raw)
-    (dead,) = published(keyed.key, keyed.value, keyed.headers)  # what the dedup stage publishes
+    (dead,) = published(keyed)  # what the dedup stage publishes
     assert (dead.topic, dead.key, dead.value) == ("hookstream.dlq", b"delivery-7", b"{oops")
     headers = dict(dead.headers)
     assert headers.pop("hs-error") == b"invalid_json"

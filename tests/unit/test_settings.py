@@ -72,6 +72,10 @@ def test_durations(name: str, value: str, expected: float) -> None:
         ("HOOKSTREAM_STANDARD_SECRETS", "acme"),
         ("HOOKSTREAM_STANDARD_SECRETS", "acme=whsec_not base64!"),
         ("HOOKSTREAM_STANDARD_SECRETS", "acme=whsec_c2hvcnQ="),
+        *(
+            ("HOOKSTREAM_STANDARD_SECRETS", f"{name}=whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+            for name in ("raw", "internal", "io", "com", "org", "net", "x", "websitetoolbox")
+        ),
         ("HOOKSTREAM_X_CONSUMER_SECRETS", "one,,two"),
         ("HOOKSTREAM_ROUTES", "/nonexistent/routes.yaml"),
         ("HOOKSTREAM_HOOTSUITE_API_URL", "platform.hootsuite.com"),
@@ -119,3 +123,20 @@ def test_routes_file_must_exist(tmp_path: Path) -> None:
     routes = tmp_path / "routes.yaml"
     routes.write_text("routes: []\n")
     assert Settings.from_env({"HOOKSTREAM_ROUTES": str(routes)}).routes_file == routes
+
+
+def test_the_x_api_settings_default_to_x_and_keep_the_bearer_token_secret() -> None:
+    default = Settings.from_env({})
+    assert (default.x_api_url, default.x_bearer_token) == ("https://api.x.com", None)
+    token = "AAAAAAAAAAAAAAAAAAAAAMLheAAAAAAA0%2BuSeid%2BULvsea4JtiGRiSDSJSI%3DEUifiRBkKG5E2XzMDjRf"
+    settings = Settings.from_env(
+        {"HOOKSTREAM_X_API_URL": "http://127.0.0.1:8000/", "HOOKSTREAM_X_BEARER_TOKEN": token}
+    )
+    assert settings.x_api_url == "http://127.0.0.1:8000"
+    assert settings.x_bearer_token == Secret(token)
+    assert token not in repr(settings)
+    for pasted in (f"Bearer {token}", f"{token}\nsecond line"):
+        with pytest.raises(SettingsError) as raised:
+            Settings.from_env({"HOOKSTREAM_X_BEARER_TOKEN": pasted})
+        assert raised.value.name == "HOOKSTREAM_X_BEARER_TOKEN"
+        assert token not in str(raised.value)

@@ -1,0 +1,1 @@
+"""Examples of services built on hookstream; type-checked with the rest of the code."""
