@@ -113,7 +113,8 @@ def local_cluster(settings: Settings, *, fresh_ports: bool = False) -> LocalClus
     cluster_id = str(known.get("cluster_id") or new_cluster_id())
     ports = known.get("controller_ports")
     if not isinstance(ports, dict):
-        picked = pick_ports(len(addresses), {host for host, _, _ in addresses})
+        taken = {int(port) for _, _, port in addresses}  # the brokers' own, not listening yet
+        picked = pick_ports(len(addresses), {host for host, _, _ in addresses}, taken)
         ports = dict(zip(settings.bootstrap_servers, picked, strict=True))
     nodes = tuple(
         LocalBroker(
@@ -141,13 +142,14 @@ def new_cluster_id() -> str:
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
 
 
-def pick_ports(count: int, hosts: set[str]) -> list[int]:
-    """`count` distinct ports below the ephemeral range that nothing listens on now, on any of `hosts`."""
+def pick_ports(count: int, hosts: set[str], taken: set[int] | None = None) -> list[int]:
+    """`count` distinct ports below the ephemeral range, none of `taken`, that nothing listens on now
+    on any of `hosts`."""
     picked: list[int] = []
     rng = random.SystemRandom()
     while len(picked) < count:
         port = rng.choice(CONTROLLER_PORTS)
-        if port not in picked and all(_bindable(host, port) for host in hosts):
+        if port not in picked and port not in (taken or set()) and all(_bindable(h, port) for h in hosts):
             picked.append(port)
     return picked
 
