@@ -47,6 +47,12 @@ INVALID_TOPIC, TOPIC_AUTHORIZATION_FAILED, POLICY_VIOLATION = 17, 29, 44
 REPLICATED = 3  # brokers from which topics get three replicas by default, two of them in sync
 
 
+def min_insync_for(replicas: int) -> int:
+    """Acks=all means "in sync on min.insync.replicas brokers": 2 of 3 replicas, so an acknowledged
+    write survives one lost broker and writes go on while one is down."""
+    return 2 if replicas >= REPLICATED else 1
+
+
 @dataclass(frozen=True, slots=True)
 class TopicSpec:
     name: str
@@ -55,11 +61,9 @@ class TopicSpec:
     config: dict[str, str] = field(default_factory=dict)
 
     def placed(self, brokers: int) -> NewTopic:
-        """The topic to create on a cluster of `brokers` live brokers. Acks=all means "in sync on
-        min.insync.replicas brokers": 2 of 3 replicas, so an acknowledged write survives one lost broker
-        and writes go on while one is down."""
+        """The topic to create on a cluster of `brokers` live brokers."""
         replicas = self.replication_factor or (REPLICATED if brokers >= REPLICATED else 1)
-        config = {"min.insync.replicas": "2" if replicas >= REPLICATED else "1", **self.config}
+        config = {"min.insync.replicas": str(min_insync_for(replicas)), **self.config}
         return NewTopic(self.name, self.partitions, replicas, topic_configs=config)
 
 

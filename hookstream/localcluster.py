@@ -20,11 +20,11 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from hookstream.kafka import REPLICATED, min_insync_for
 from hookstream.settings import Settings
 
 KAFKA_VERSION = "4.1.1"
 CONTROLLER_PORTS = range(20000, 32768)  # below the ephemeral range (32768-60999)
-REPLICATED = 3  # replicas of every partition once the cluster has this many nodes; two must be in sync
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,7 +167,7 @@ def server_properties(node: LocalBroker, cluster: LocalCluster) -> dict[str, str
     """The node's server.properties. A dict, so that a caller may add or replace properties per node
     (listeners of another security protocol, say) before it is written."""
     replicas = min(len(cluster.nodes), REPLICATED)
-    min_isr = "2" if replicas >= REPLICATED else "1"
+    min_isr = str(min_insync_for(replicas))
     quorum = (
         {
             "controller.quorum.voters": ",".join(
