@@ -17,11 +17,11 @@ import platform
 import time
 from pathlib import Path
 
-from aiokafka.admin import AIOKafkaAdminClient
-
 from bench import e2e, processor, receivers
 from bench.profile import Profiler
+from hookstream import clients
 from hookstream.localkafka import KAFKA_VERSION
+from hookstream.settings import Settings
 
 CONNECTIONS = 64
 E2E_RATE = 1000
@@ -34,31 +34,73 @@ def main() -> None:
     parser.add_argument(
         "--profile", type=Path, metavar="DIR", help="write py-spy flame graphs of what is measured to DIR"
     )
+    parser.add_argument(
+        "--secure",
+        type=Path,
+        metavar="ENVFILE",
+        help="also measure receivers and processor over the HOOKSTREAM_KAFKA_* settings in ENVFILE "
+        "(e.g. the admin.env `hookstream kafka start --secure` writes)",
+    )
     args = parser.parse_args()
     # aiokafka warns while a topic created a moment ago has no leader yet: expected here, not news.
     logging.getLogger("aiokafka").setLevel(logging.ERROR)
-    results = asyncio.run(measured(quick=args.quick, profiler=Profiler(args.profile)))
+    secure = env_file(args.secure) if args.secure else None
+    results = asyncio.run(measured(quick=args.quick, profiler=Profiler(args.profile), secure=secure))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print_table(results)
     print(f"\nwritten to {args.out}")
 
 
-async def measured(*, quick: bool, profiler: Profiler) -> dict[str, object]:
-    """Every figure; the topics the run created are deleted afterwards, so that repeated runs do not
-    pile partitions up on a developer's broker (and slow it down)."""
-    bootstrap = os.environ.get("HOOKSTREAM_KAFKA_BOOTSTRAP", "localhost:9092")
+def env_file(path: Path) -> dict[str, str]:
+    """`NAME=value` lines."""
+    lines = [line.strip() for line in path.read_text().splitlines()]
+    return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+
+
+async def measured(*, quick: bool, profiler: Profiler, secure: dict[str, str] | None) -> dict[str, object]:
+    """Every figure, and with `secure` the receivers' and processor's again over those Kafka settings;
+    the topics the run created are deleted afterwards, so that repeated runs do not pile partitions up
+    on a developer's broker (and slow it down)."""
+    kafkas = [dict(os.environ), *([{**os.environ, **secure}] if secure else [])]
     try:
-        return await run(bootstrap, quick=quick, profiler=profiler)
+        bootstrap = kafkas[0].get("HOOKSTREAM_KAFKA_BOOTSTRAP", "localhost:9092")
+        results = await run(bootstrap, quick=quick, profiler=profiler)
+        if secure:
+            results["secure"] = await secure_run(kafkas[1], quick=quick, profiler=profiler)
+        return results
     finally:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-        await admin.start()
-        try:
-            ours = [topic for topic in await admin.list_topics() if topic.startswith(f"bench-{os.getpid()}-")]
-            if ours:
-                await admin.delete_topics(ours)
-        finally:
-            await admin.close()
+        for kafka in kafkas:
+            await delete_bench_topics(Settings.from_env(kafka))
+
+
+async def secure_run(kafka: dict[str, str], *, quick: bool, profiler: Profiler) -> dict[str, object]:
+    """receiver_rps, receiver_p99_ms and processor_eps over another Kafka connection (SASL_SSL, say), to
+    set beside the PLAINTEXT figures of the same run: what encryption and logins cost."""
+    http_seconds, records = (2, 2000) if quick else (10, 30_000)
+    stamp = f"bench-{os.getpid()}-{int(time.time())}"
+    env = {**kafka, "HOOKSTREAM_LOG_LEVEL": "WARNING", "HOOKSTREAM_NAMESPACE": f"{stamp}-secure-http"}
+    http = await receivers.measure_server("kafka", env, 18183, http_seconds, CONNECTIONS, profiler)
+    eps = await processor.measure(kafka, records, 0.1, "at_least_once", profiler)
+    return {
+        "security_protocol": Settings.from_env(kafka).kafka_security.protocol,
+        "receiver_rps": round(http.rps),
+        "receiver_p99_ms": round(http.p99_ms, 2),
+        "receiver_non_2xx": http.non_2xx,
+        "processor_eps": round(eps["processor_eps"]),
+        "baseline_kafka_eps": round(eps["baseline_kafka_eps"]),
+    }
+
+
+async def delete_bench_topics(settings: Settings) -> None:
+    admin = clients.admin(settings)
+    await admin.start()
+    try:
+        ours = [topic for topic in await admin.list_topics() if topic.startswith(f"bench-{os.getpid()}-")]
+        if ours:
+            await admin.delete_topics(ours)
+    finally:
+        await admin.close()
 
 
 async def run(bootstrap: str, *, quick: bool, profiler: Profiler) -> dict[str, object]:
@@ -73,7 +115,7 @@ async def run(bootstrap: str, *, quick: bool, profiler: Profiler) -> dict[str, o
         "null", {**env, "HOOKSTREAM_NAMESPACE": f"{stamp}-http"}, 18181, http_seconds, CONNECTIONS, profiler
     )
     eps = await processor.measure(
-        bootstrap, records, duplicates_share=0.1, guarantee="at_least_once", profiler=profiler
+        env, records, duplicates_share=0.1, guarantee="at_least_once", profiler=profiler
     )
     latency = await e2e.measure(
         {**env, "HOOKSTREAM_NAMESPACE": f"{stamp}-e2e"},
@@ -135,6 +177,15 @@ def print_table(results: dict[str, object]) -> None:
         ("e2e_p50_ms", results["e2e_p50_ms"], f"at {E2E_RATE} events/s"),
         ("e2e_p99_ms", results["e2e_p99_ms"], f"at {E2E_RATE} events/s"),
     ]
+    secure = results.get("secure")
+    if isinstance(secure, dict):
+        protocol = secure["security_protocol"]
+        rows += [
+            (f"  {protocol} rps", secure["receiver_rps"], f"receiver_rps over {protocol}, same run"),
+            (f"  {protocol} p99_ms", secure["receiver_p99_ms"], f"receiver_p99_ms over {protocol}"),
+            (f"  {protocol} eps", secure["processor_eps"], f"processor_eps over {protocol}"),
+            (f"  {protocol} kafka", secure["baseline_kafka_eps"], f"baseline_kafka_eps over {protocol}"),
+        ]
     print(f"\n{'figure':<20} {'value':>10}  note")
     for name, value, note in rows:
         print(f"{name:<20} {value!s:>10}  {note}")

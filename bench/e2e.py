@@ -11,11 +11,12 @@ from pathlib import Path
 
 import aiohttp
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
 from bench.payloads import payload
 from bench.profile import Profiler
 from bench.receivers import TOKEN, wait_ready
+from hookstream import clients
 from hookstream.kafka import FETCH_MAX_WAIT_MS, core_topics, ensure_topics
 from hookstream.settings import Settings
 from hookstream.topics import Topics
@@ -51,8 +52,8 @@ async def measure(
         )
         for command in ("receivers", "worker")
     ]
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers,
+    consumer = clients.consumer(
+        settings,
         isolation_level="read_committed",
         fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
     )

@@ -13,15 +13,16 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import aiohttp
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.payloads import raw_records
 from bench.profile import Profiler
+from hookstream import clients
 from hookstream.kafka import core_topics, ensure_topics, topic_spec
 from hookstream.settings import Settings
 from hookstream.topics import Topics
@@ -40,7 +41,7 @@ async def load(settings: Settings, count: int, duplicates_share: float) -> list[
     """Create the namespace's topics and fill its raw topics; return the raw topics used."""
     await ensure_topics(settings, core_topics(settings))
     records = raw_records(Topics(settings.namespace), count, duplicates_share)
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, linger_ms=20, acks="all")
+    producer = clients.producer(settings, linger_ms=20, acks="all")
     await producer.start()
     try:
         acks = [
@@ -56,15 +57,15 @@ async def baseline_eps(settings: Settings, topics: list[str], count: int) -> flo
     """consume → orjson.loads → orjson.dumps → produce (acks=all), committing after each batch."""
     out = f"{settings.namespace}.baseline"
     await ensure_topics(settings, [topic_spec(settings, out)])
-    consumer = AIOKafkaConsumer(
+    consumer = clients.consumer(
+        settings,
         *topics,
-        bootstrap_servers=settings.bootstrap_servers,
         group_id=f"{settings.namespace}-baseline",
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         max_poll_records=1000,
     )
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all", linger_ms=5)
+    producer = clients.producer(settings, acks="all", linger_ms=5)
     await consumer.start()
     await producer.start()
     done = 0
@@ -87,7 +88,7 @@ async def baseline_eps(settings: Settings, topics: list[str], count: int) -> flo
 
 async def output_seconds(settings: Settings, topic: str) -> float:
     """From the first record written to `topic` to the last, by their timestamps."""
-    stamps: list[int] = [record.timestamp for record in await read_all(settings.kafka_bootstrap, topic)]
+    stamps: list[int] = [record.timestamp for record in await read_all(settings, topic)]
     if len(stamps) < 2 or max(stamps) == min(stamps):
         raise RuntimeError(f"{topic}: {len(stamps)} records within one millisecond, not a measurement")
     return (max(stamps) - min(stamps)) / 1000
@@ -130,12 +131,12 @@ async def worker_eps(settings: Settings, count: int, env: dict[str, str], profil
 
 
 async def measure(
-    bootstrap: str, count: int, duplicates_share: float, guarantee: str, profiler: Profiler
+    kafka: Mapping[str, str], count: int, duplicates_share: float, guarantee: str, profiler: Profiler
 ) -> dict[str, float]:
+    """processor_eps and baseline_kafka_eps over the Kafka that the HOOKSTREAM_KAFKA_* of `kafka` name."""
     namespace = f"bench-{os.getpid()}-{int(time.time())}"
     env = {
-        **os.environ,
-        "HOOKSTREAM_KAFKA_BOOTSTRAP": bootstrap,
+        **kafka,
         "HOOKSTREAM_NAMESPACE": namespace,
         "HOOKSTREAM_WORKER_PORT": "16066",
         "HOOKSTREAM_PROCESSING_GUARANTEE": guarantee,
@@ -151,7 +152,7 @@ async def measure(
 if __name__ == "__main__":
     result = asyncio.run(
         measure(
-            os.environ.get("HOOKSTREAM_KAFKA_BOOTSTRAP", "localhost:9092"),
+            os.environ,
             20_000,
             0.1,
             sys.argv[1] if len(sys.argv) > 1 else "at_least_once",

@@ -16,7 +16,10 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from hookstream import localkafka, logs, xcli
+from aiokafka.errors import KafkaError
+
+from hookstream import acls, localkafka, logs, xcli
+from hookstream.access import refusal
 from hookstream.errors import HookstreamError
 from hookstream.kafka import TopicAdmin, core_topics
 from hookstream.settings import Settings
@@ -24,6 +27,8 @@ from hookstream.tail import tail
 from hookstream.topics import SOURCES, Topics
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# What a command asks of Kafka, in ACL terms, to say what was refused.
+_OPERATIONS = {"tail": "READ", "replay": "READ", "dlq": "READ", "topics": "CREATE", "acls": "ALTER"}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -34,6 +39,15 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     kafka = commands.add_parser("kafka", help="the local Kafka: one KRaft node per bootstrap address")
     kafka.add_argument("action", choices=("start", "stop", "status"))
+    kafka.add_argument(
+        "--secure", action="store_true", help="start: SASL_SSL, ACLs and one user per role (SPEC §7)"
+    )
+    acl = commands.add_parser("acls", help="the Kafka ACLs of each role for this namespace")
+    acl.add_argument("--role", choices=acls.ROLES, help="only this role's (default: every role's)")
+    acl.add_argument("--apply", action="store_true", help="create them, with the admin credentials set")
+    acl.add_argument(
+        "--principal", help="with --role: grant them to this principal (e.g. User:CN=receivers for mTLS)"
+    )
     commands.add_parser("topics", help="create or verify the raw, firehose and dead-letter topics")
     commands.add_parser("receivers", help="run the HTTP receivers")
     commands.add_parser("worker", help="run one processor worker (start several to scale out)")
@@ -86,12 +100,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings.from_env()
         logs.configure(settings.log_level)
-        return _run(args, settings)
+        return _told(args, settings)
     except HookstreamError as exc:
         print(f"hookstream: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+def _told(args: argparse.Namespace, settings: Settings) -> int:
+    """`_run`, with the broker's refusal of a login or an operation told in one line, not a traceback."""
+    try:
+        return _run(args, settings)
+    except KafkaError as exc:
+        refused = asyncio.run(refusal(exc, settings, _OPERATIONS.get(args.command, "a request")))
+        if refused is None:
+            raise
+        raise refused from None
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
@@ -102,11 +127,22 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "kafka":
         logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # probing a stopped broker is expected
         if args.action == "start":
-            localkafka.start(settings)
+            localkafka.start(settings, secure=args.secure)
         elif args.action == "stop":
             localkafka.stop(settings)
         else:
             return 0 if localkafka.status(settings) else 1
+    elif args.command == "acls":
+        if args.principal and not args.role:
+            raise HookstreamError("--principal needs --role: one principal gets one role's ACLs")
+        chosen = (
+            acls.role_acls(args.role, settings.namespace, args.principal)
+            if args.role
+            else acls.all_acls(settings.namespace)
+        )
+        if args.apply:
+            asyncio.run(acls.apply(settings, chosen))
+        print(acls.table(chosen))
     elif args.command == "topics":
         asyncio.run(_topics(settings))
     elif args.command == "receivers":

@@ -14,9 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import (
     InvalidProducerEpoch,
     KafkaError,
@@ -24,6 +23,8 @@ from aiokafka.errors import (
     UnknownProducerId,
 )
 
+from hookstream import clients
+from hookstream.access import denied
 from hookstream.settings import Settings
 from hookstream.topics import Topics, Unroutable, collision_key
 from hookstream.writable import producer_write_blocker
@@ -109,8 +110,8 @@ def core_topics(settings: Settings) -> list[TopicSpec]:
 def durable_producer(settings: Settings, *, role: str, linger_ms: int, **options: Any) -> AIOKafkaProducer:
     """A producer whose acknowledgement means durable: acks=all, and idempotent so that its own retries
     neither duplicate nor reorder a partition. Create it inside the running event loop."""
-    return AIOKafkaProducer(
-        bootstrap_servers=settings.bootstrap_servers,
+    return clients.producer(
+        settings,
         client_id=f"{settings.namespace}-{role}",
         acks="all",
         enable_idempotence=True,
@@ -209,9 +210,7 @@ async def live_brokers(settings: Settings, timeout_s: float = 2.0) -> int:
     """How many brokers the cluster lists as alive, in the metadata of the first broker of
     `HOOKSTREAM_KAFKA_BOOTSTRAP` that answers in time; 0 when none does. Only bootstrap addresses are
     asked (an admin client would go on to ask a random broker, perhaps one that is down)."""
-    client = AIOKafkaClient(
-        bootstrap_servers=settings.bootstrap_servers, request_timeout_ms=int(timeout_s * 1000)
-    )
+    client = clients.client(settings, request_timeout_ms=int(timeout_s * 1000))
     try:
         await asyncio.wait_for(client.bootstrap(), timeout_s)
         return len(client.cluster.brokers())
@@ -249,9 +248,11 @@ class TopicAdmin:
     replicas (and its creation fails until the broker is back, which callers retry)."""
 
     def __init__(self, settings: Settings) -> None:
-        self._admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+        self._settings = settings
+        self._admin = clients.admin(settings)
         self._known: dict[str, str] = {}  # collision key → the existing topic's name
         self._unroutable: dict[str, Unroutable] = {}
+        self._denied: set[str] = set()  # names our ACLs do not let us create
         self._lock = asyncio.Lock()
         self._brokers = 0
 
@@ -275,6 +276,8 @@ class TopicAdmin:
         created, unroutable = await self._create(list(specs))
         if unroutable:
             name, reason = next(iter(unroutable.items()))
+            if name in self._denied:
+                raise denied(self._settings, "CREATE", f"topic {name}")
             raise KafkaError(f"could not create topic {name}: {reason}")
         return created
 
@@ -313,6 +316,8 @@ class TopicAdmin:
         response = await self._admin.create_topics([spec.placed(brokers) for spec in specs])
         created = []
         for name, code, *message in response.topic_errors:
+            if code == TOPIC_AUTHORIZATION_FAILED:
+                self._denied.add(name)
             if code in (INVALID_TOPIC, TOPIC_AUTHORIZATION_FAILED, POLICY_VIOLATION):
                 collides = code == INVALID_TOPIC and "collides" in str(message)
                 self._unroutable[name] = Unroutable.COLLISION if collides else Unroutable.REFUSED
@@ -341,4 +346,7 @@ class TopicAdmin:
     async def partitions(self, names: Iterable[str]) -> dict[str, int]:
         """The partition count of each existing topic of `names`."""
         described = await self._admin.describe_topics(list(names))
+        for topic in described:
+            if topic["error_code"] == TOPIC_AUTHORIZATION_FAILED:  # a consumer assigned it would spin
+                raise denied(self._settings, "DESCRIBE", f"topic {topic['topic']}")
         return {topic["topic"]: len(topic["partitions"]) for topic in described if topic["error_code"] == 0}

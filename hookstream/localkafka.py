@@ -13,15 +13,15 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
-import re
 import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 
+from hookstream import kafkajars, securekafka
 from hookstream.errors import LocalKafkaError
 from hookstream.kafka import kafka_answers, live_brokers
 from hookstream.localcluster import (
@@ -37,28 +37,9 @@ from hookstream.settings import Settings
 
 __all__ = ["KAFKA_VERSION", "LocalBroker", "start", "status", "stop"]
 
-LOG4J_VERSION = "2.25.3"
 START_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 30.0
-NO_RUNTIME_HINT = "or point HOOKSTREAM_KAFKA_BOOTSTRAP at an existing Kafka"
 BIND_ATTEMPTS = 3  # a new cluster whose picked controller port was taken meanwhile tries other ports
-
-_POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
-  <modelVersion>4.0.0</modelVersion>
-  <groupId>local.hookstream</groupId>
-  <artifactId>kafka-runtime</artifactId>
-  <version>{kafka}</version>
-  <packaging>pom</packaging>
-  <dependencies>
-    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka_2.13</artifactId>
-      <version>{kafka}</version></dependency>
-    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-slf4j-impl</artifactId>
-      <version>{log4j}</version></dependency>
-    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-core</artifactId>
-      <version>{log4j}</version></dependency>
-  </dependencies>
-</project>
-"""
 
 _LOG4J2 = """status = warn
 appender.console.type = Console
@@ -88,19 +69,27 @@ class _ControllerPortTaken(LocalKafkaError):
     """A node of a new cluster could not bind its controller port: pick others and start again."""
 
 
-def start(settings: Settings, say: Say = print) -> None:
+def start(settings: Settings, say: Say = print, *, secure: bool = False) -> None:
     """Start every node of the bootstrap list that is not running; leave the running ones alone."""
     cluster = local_cluster(settings)
-    down = _down_nodes(settings, cluster, say)
+    if secure and cluster.replicated:
+        raise LocalKafkaError("--secure starts one node: give HOOKSTREAM_KAFKA_BOOTSTRAP one address")
+    broker = cluster.nodes[0]
+    secured = securekafka.SecureNode(broker.home, broker.host, broker.port) if secure else None
+    probe = settings
+    if secured is not None:
+        secured.prepare()
+        probe = secured.settings(settings)
+    down = _down_nodes(probe, cluster, say)
     if not down:
         return
-    java = _java()
-    _fetch_jars(cluster.nodes[0], say)
+    java = kafkajars.java()
+    kafkajars.fetch(broker.lib_dir, say)
     fresh = not any(node.formatted for node in cluster.nodes)
     for attempt in range(1, BIND_ATTEMPTS + 1):
         try:
-            _launch(settings, cluster, down, java, say)
-            return
+            _launch(probe, cluster, down, java, say, secured)
+            break
         except _ControllerPortTaken as exc:
             if not fresh or attempt == BIND_ATTEMPTS:
                 raise LocalKafkaError(str(exc)) from None
@@ -109,6 +98,9 @@ def start(settings: Settings, say: Say = print) -> None:
                 shutil.rmtree(node.home, ignore_errors=True)
             cluster = local_cluster(settings, fresh_ports=True)
             down = list(cluster.nodes)
+    if secured is not None:
+        for path in asyncio.run(securekafka.grant(secured, settings)):
+            say(f"  {path}")
 
 
 def _down_nodes(settings: Settings, cluster: LocalCluster, say: Say) -> list[LocalBroker]:
@@ -128,13 +120,21 @@ def _down_nodes(settings: Settings, cluster: LocalCluster, say: Say) -> list[Loc
     return down
 
 
-def _launch(settings: Settings, cluster: LocalCluster, down: list[LocalBroker], java: str, say: Say) -> None:
+def _launch(
+    settings: Settings,
+    cluster: LocalCluster,
+    down: list[LocalBroker],
+    java: str,
+    say: Say,
+    secure: securekafka.SecureNode | None = None,
+) -> None:
     """Start the `down` nodes together (a cluster serves only with a quorum of its controllers) and
-    wait until each answers, and for a cluster until all its brokers are registered."""
+    wait until each answers, and for a cluster until all its brokers are registered. `secure` adds its
+    listeners, users and ACL settings to the (single) node's properties."""
     cluster.save()
     for node in down:
-        _write_config(node, cluster)
-        _format_storage(node, cluster, java)
+        _write_config(node, cluster, secure.properties(node.controller_port) if secure else {})
+        _format_storage(node, cluster, java, secure.format_args() if secure else [])
     begun = time.monotonic()
     processes = {}
     for node in down:
@@ -289,71 +289,17 @@ def _status_single(settings: Settings, broker: LocalBroker, say: Say) -> bool:
     return answers
 
 
-def _java() -> str:
-    java = shutil.which("java")
-    if java is None:
-        raise LocalKafkaError(
-            f"Java 17 or newer is needed to run the local Kafka: install it, {NO_RUNTIME_HINT}"
-        )
-    probe = subprocess.run([java, "-version"], capture_output=True, text=True, check=False)  # noqa: S603
-    match = re.search(r'version "(\d+)', probe.stderr + probe.stdout)
-    if not match or int(match.group(1)) < 17:
-        raise LocalKafkaError(
-            f"Java 17 or newer is needed to run the local Kafka (found: {probe.stderr.splitlines()[:1]}); "
-            f"install it, {NO_RUNTIME_HINT}"
-        )
-    return java
-
-
-def _fetch_jars(broker: LocalBroker, say: Say) -> None:
-    """Resolve the broker's jars with Maven, once; a partial fetch is redone, never used."""
-    complete = broker.lib_dir.parent / ".complete"
-    if complete.exists():
-        return
-    mvn = shutil.which("mvn")
-    if mvn is None:
-        raise LocalKafkaError(f"Maven is needed to fetch the local Kafka: install it, {NO_RUNTIME_HINT}")
-    work = broker.lib_dir.parent
-    shutil.rmtree(broker.lib_dir, ignore_errors=True)
-    work.mkdir(parents=True, exist_ok=True)
-    (work / "pom.xml").write_text(_POM.format(kafka=KAFKA_VERSION, log4j=LOG4J_VERSION))
-    say(f"fetching Apache Kafka {KAFKA_VERSION} from Maven Central into {work} (once)")
-    process = subprocess.Popen(  # noqa: S603
-        [
-            mvn,
-            "-B",
-            "-f",
-            str(work / "pom.xml"),
-            "dependency:copy-dependencies",
-            f"-DoutputDirectory={broker.lib_dir}",
-            "-DincludeScope=runtime",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert process.stdout is not None
-    transcript, fetched = [], 0
-    for line in process.stdout:
-        transcript.append(line)
-        downloaded = re.search(r"Downloaded from \S+: \S+/([^/\s]+\.jar) \(([^)]*?)(?: at [^)]*)?\)", line)
-        if downloaded:
-            fetched += 1
-            say(f"  [{fetched:3d}] {downloaded.group(1)} ({downloaded.group(2)})")
-    if process.wait() != 0:
-        raise LocalKafkaError("Maven could not fetch Kafka:\n" + "".join(transcript[-25:]))
-    complete.write_text(f"{KAFKA_VERSION}\n")
-    jars = len(list(broker.lib_dir.glob("*.jar")))
-    say(f"fetched {fetched} new artifacts; {jars} jars ready in {broker.lib_dir}")
-
-
-def _write_config(broker: LocalBroker, cluster: LocalCluster) -> None:
+def _write_config(broker: LocalBroker, cluster: LocalCluster, extra: Mapping[str, str]) -> None:
+    """The node's log and server properties: ours, with `extra` added or replacing ours."""
     broker.home.mkdir(parents=True, exist_ok=True)
     (broker.home / "log4j2.properties").write_text(_LOG4J2 + (_QUORUM_LOG if cluster.replicated else ""))
-    (broker.home / "server.properties").write_text(render(server_properties(broker, cluster)))
+    config = broker.home / "server.properties"
+    config.touch()
+    config.chmod(0o600)  # a secure node's properties hold passwords
+    config.write_text(render({**server_properties(broker, cluster), **extra}))
 
 
-def _format_storage(broker: LocalBroker, cluster: LocalCluster, java: str) -> None:
+def _format_storage(broker: LocalBroker, cluster: LocalCluster, java: str, users: list[str]) -> None:
     """Format a new node's storage: the single broker as a quorum of its own, a cluster's nodes with
     the cluster's id (their static quorum is in server.properties)."""
     if broker.formatted:
@@ -372,6 +318,7 @@ def _format_storage(broker: LocalBroker, cluster: LocalCluster, java: str) -> No
             *quorum,  # --cluster-id=… is one argv word: a random id may start with "-"
             "-c",
             str(broker.home / "server.properties"),
+            *users,
         ],
         capture_output=True,
         text=True,

@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, TypeVar
 
+from hookstream import kafkasecurity as ks
 from hookstream.errors import SettingsError
+from hookstream.kafkasecurity import KafkaSecurity
 from hookstream.topics import RESERVED_LABELS, REVERSE_DNS_LABELS, SOURCES
 
 T = TypeVar("T")
@@ -30,6 +32,7 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 # sender's events inside our raw or internal topics or another sender's (SPEC §7).
 RESERVED_SENDER_NAMES = RESERVED_LABELS | REVERSE_DNS_LABELS | frozenset(SOURCES)
 _NAMESPACE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{0,100}$")
+FILE_SUFFIX = "_FILE"
 
 
 class Secret:
@@ -90,6 +93,7 @@ class Settings:
     stall_timeout_s: float = 120.0
     log_level: str = "INFO"
     cache_dir: Path = field(default_factory=lambda: Path.home() / ".cache" / "hookstream")
+    kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)
 
     @property
     def poller_configured(self) -> bool:
@@ -152,6 +156,16 @@ class Settings:
             x_bearer_token=env.get("HOOKSTREAM_X_BEARER_TOKEN", None, _bearer_token),
             log_level=env.get("HOOKSTREAM_LOG_LEVEL", default.log_level, _log_level),
             cache_dir=env.get("HOOKSTREAM_CACHE_DIR", default.cache_dir, Path),
+            kafka_security=KafkaSecurity(
+                protocol=env.get(ks.PROTOCOL, "PLAINTEXT", ks.security_protocol),
+                sasl_mechanism=env.get(ks.MECHANISM, None, ks.sasl_mechanism),
+                sasl_username=env.get(ks.USERNAME, None, _nonempty),
+                sasl_password=env.get(ks.PASSWORD, None, _secret),
+                ssl_cafile=env.get(ks.CAFILE, None, _existing_file),
+                ssl_certfile=env.get(ks.CERTFILE, None, _existing_file),
+                ssl_keyfile=env.get(ks.KEYFILE, None, _existing_file),
+                ssl_check_hostname=env.get(ks.CHECK_HOSTNAME, True, _bool),
+            ).checked(),
         )
 
 
@@ -162,13 +176,34 @@ class _Env:
         self._environ = environ
 
     def get(self, name: str, default: T, parse: Callable[[str], T]) -> T:
-        raw = self._environ.get(name)
+        """`name`'s value parsed, or `default` when unset. Every setting, so every secret, may instead
+        be given as `<name>_FILE`: the path of a file holding it, as Kubernetes and Docker mount secrets."""
+        raw, source = self._raw(name)
         if raw is None or raw.strip() == "":
             return default
         try:
             return parse(raw.strip())
         except (ValueError, binascii.Error) as exc:
-            raise SettingsError(name, str(exc)) from None
+            raise SettingsError(source, str(exc)) from None
+
+    def _raw(self, name: str) -> tuple[str | None, str]:
+        """The raw value and the variable it came from, `name` or `name_FILE`; both set is an error."""
+        inline, path = self._environ.get(name, ""), self._environ.get(name + FILE_SUFFIX, "")
+        if path.strip() == "":
+            return inline, name
+        if inline.strip() != "":
+            raise SettingsError(name, f"both {name} and {name}{FILE_SUFFIX} are set; keep one")
+        return _read_file(name + FILE_SUFFIX, Path(path.strip())), name + FILE_SUFFIX
+
+
+def _read_file(name: str, path: Path) -> str:
+    """A mounted secret: the file's text with one trailing newline ignored. An empty file counts as an
+    empty variable (unset: a sender's secret left empty disables it); an unreadable one stops startup."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsError(name, f"cannot read {path} ({type(exc).__name__})") from None
+    return text.removesuffix("\n").removesuffix("\r")
 
 
 def _nonempty(raw: str) -> str:

@@ -8,8 +8,9 @@ from collections.abc import Callable
 from typing import TextIO
 
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
+from hookstream import clients
 from hookstream.kafka import TopicAdmin
 from hookstream.settings import Settings
 
@@ -53,12 +54,8 @@ async def tail(
     limit: int | None = None,
 ) -> int:
     """Follow every partition of `topic` (read_committed, no consumer group); return events printed."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers,
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-    )
     partitions = await wait_for_partitions(settings, topic)
+    consumer = clients.consumer(settings, enable_auto_commit=False, isolation_level="read_committed")
     await consumer.start()
     printed = 0
     try:

@@ -117,3 +117,13 @@ class Topics:
             return True
         kept = [f"{self.namespace}.{label}" for label in RESERVED_LABELS]
         return any(name == own or name.startswith(own + ".") for own in kept)
+
+    @property
+    def raw_prefix(self) -> str:
+        """Every raw topic starts with this (ACLs grant and deny by it)."""
+        return self.raw("")
+
+    @property
+    def internal_prefix(self) -> str:
+        """Every internal topic (the processor's and the poller's own) starts with this."""
+        return f"{self.namespace}.internal."

@@ -44,6 +44,7 @@ from aiokafka import (
 )
 from aiokafka.errors import KafkaError, ProducerFenced
 
+from hookstream import clients
 from hookstream import headers as H
 from hookstream.kafka import (
     FETCH_MAX_WAIT_MS,
@@ -112,8 +113,8 @@ class DedupStage(ConsumerRebalanceListener):  # type: ignore[misc]
                 self._settings, role="dedup", linger_ms=0, max_batch_size=PROCESSOR_BATCH_BYTES
             )
             await self._producer.start()
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._settings.bootstrap_servers,
+        self._consumer = clients.consumer(
+            self._settings,
             client_id=f"{self._settings.namespace}-dedup",
             group_id=self.group_id,
             enable_auto_commit=False,

@@ -14,11 +14,17 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from aiohttp import web
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
+from prometheus_client import CollectorRegistry
 
+from hookstream import clients
+from hookstream.access import REFUSED_RETRY_S, KafkaRefused, authorization, refusal
+from hookstream.kafka import core_topics, ensure_topics
 from hookstream.settings import Settings
+from hookstream.web import serve_metrics
 
 log = logging.getLogger(__name__)
 
@@ -57,11 +63,12 @@ class LivenessWatch:
         self._owned = owned
         self.detector = StallDetector(settings.stall_timeout_s)
         self.stalled_for_s = 0.0
+        self.refused: str | None = None  # the broker refused this worker what the watch asked for
         self._task: asyncio.Task[None] | None = None
 
     @property
     def live(self) -> bool:
-        return not self.detector.stalled(self.stalled_for_s)
+        return self.refused is None and not self.detector.stalled(self.stalled_for_s)
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._watch(), name="liveness")
@@ -73,8 +80,8 @@ class LivenessWatch:
 
     async def _watch(self) -> None:
         interval = max(0.5, min(10.0, self._settings.stall_timeout_s / 4))
-        admin = AIOKafkaAdminClient(bootstrap_servers=self._settings.bootstrap_servers)
-        ends = AIOKafkaConsumer(bootstrap_servers=self._settings.bootstrap_servers, enable_auto_commit=False)
+        admin = clients.admin(self._settings)
+        ends = clients.consumer(self._settings, enable_auto_commit=False)
         await admin.start()
         await ends.start()
         try:
@@ -84,7 +91,9 @@ class LivenessWatch:
                         await self._offsets(admin, ends), time.monotonic()
                     )
                 except KafkaError as exc:  # no answer is no progress either: keep the last verdict
-                    log.warning("liveness check could not read offsets", extra={"error": repr(exc)})
+                    self._note(exc)
+                else:
+                    self.refused = None
                 if not self.live:
                     log.error(
                         "worker stalled: owned partitions have lag and no progress",
@@ -94,6 +103,16 @@ class LivenessWatch:
         finally:
             await ends.stop()
             await admin.close()
+
+    def _note(self, exc: KafkaError) -> None:
+        """A refusal (the worker's ACLs lost its group, say) makes the worker unready at once, told once."""
+        refused = authorization(exc, self._settings, "DESCRIBE")
+        if refused is None:
+            log.warning("liveness check could not read offsets", extra={"error": repr(exc)})
+            return
+        if str(refused) != self.refused:
+            log.error(str(refused))
+        self.refused = str(refused)
 
     async def _offsets(
         self, admin: AIOKafkaAdminClient, ends: AIOKafkaConsumer
@@ -110,3 +129,36 @@ class LivenessWatch:
                     mark = committed.get(tp)
                     offsets[(group, tp)] = (mark.offset if mark is not None else 0, end_offsets[tp])
         return offsets
+
+
+async def admitted(settings: Settings, registry: CollectorRegistry) -> None:
+    """Return once Kafka lets this worker in: it logs in and its topics exist (or it may create them).
+
+    Refused (a wrong password, missing ACLs), the worker logs why once, answers `/livez` 503 (and serves
+    /metrics) on its port, and asks again no faster than once a second: the fix (a new secret, an ACL)
+    arrives while it waits, and a crash loop would only add tracebacks. Anything else raises as before."""
+    told, runner = "", None
+    try:
+        while True:
+            try:
+                await ensure_topics(settings, core_topics(settings))
+                return
+            except (KafkaError, OSError, KafkaRefused) as exc:
+                refused = await refusal(exc, settings, "CREATE")
+                if refused is None:
+                    raise
+            if str(refused) != told:
+                log.error(str(refused))
+                told = str(refused)
+            if runner is None:
+                runner = await serve_metrics(
+                    settings.http_host, settings.worker_port, registry, extra={"/livez": _refused}
+                )
+            await asyncio.sleep(REFUSED_RETRY_S)
+    finally:
+        if runner is not None:
+            await runner.cleanup()
+
+
+async def _refused(_: web.Request) -> web.Response:
+    return web.json_response({"status": "refused by Kafka"}, status=503)

@@ -10,16 +10,15 @@ import asyncio
 from typing import Any
 
 import faust
-import uvloop
 from mode import Service
 
+from hookstream import clients
 from hookstream.heap import freeze_startup_objects
-from hookstream.kafka import core_topics, ensure_topics
 from hookstream.settings import Settings
 from hookstream.topics import Topics
 from processor.app import WorkerWeb, create_app, raw_partitions, worker_dir
 from processor.dedup_stage import DedupStage
-from processor.liveness import LivenessWatch
+from processor.liveness import LivenessWatch, admitted
 from processor.metrics import ProcessorMetrics
 from processor.pipeline import Pipeline
 from processor.route import Routes
@@ -50,10 +49,10 @@ class Stages(Service):
 def run(settings: Settings) -> None:
     routes = Routes.load(Topics(settings.namespace), settings.routes_file)
     worker_dir(settings).mkdir(parents=True, exist_ok=True)
-    loop = uvloop.new_event_loop()
+    loop = clients.event_loop_factory(settings)()
     asyncio.set_event_loop(loop)
-    loop.run_until_complete(ensure_topics(settings, core_topics(settings)))
     metrics = ProcessorMetrics()
+    loop.run_until_complete(admitted(settings, metrics.registry))
     pipeline = Pipeline(settings, metrics, routes)
     dedup = DedupStage(settings, metrics, worker_dir(settings))
     app = create_app(settings, pipeline)

@@ -28,6 +28,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
+from hookstream import clients
 from hookstream import headers as H
 from hookstream.errors import HookstreamError
 from hookstream.kafka import PROCESSOR_BATCH_BYTES, DurableProducer, TopicAdmin, topic_spec
@@ -181,8 +182,8 @@ class RangeReader:
 
     async def _open(self) -> tuple[list[TopicPartition], dict[TopicPartition, int]]:
         partitions = await _partitions(self._settings, self._topic)
-        self._reader = AIOKafkaConsumer(
-            bootstrap_servers=self._settings.bootstrap_servers,
+        self._reader = clients.consumer(
+            self._settings,
             client_id=f"{self._settings.namespace}-{self._role}",
             group_id=self._group_id,
             enable_auto_commit=False,

@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from hookstream import clients
+from hookstream.kafka import FETCH_MAX_WAIT_MS
 from hookstream.settings import Settings
 from processor.seen import SeenStore, decode_seen
 
@@ -15,10 +17,12 @@ from processor.seen import SeenStore, decode_seen
 @contextlib.asynccontextmanager
 async def state_reader(settings: Settings) -> AsyncIterator[AIOKafkaConsumer]:
     """A consumer of committed state records, outside any group."""
-    reader = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers,
+    reader = clients.consumer(
+        settings,
         enable_auto_commit=False,
         isolation_level="read_committed",
+        # Its stop waits for the fetch in flight: a long wait would delay every take-over by as long.
+        fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
     )
     await reader.start()
     try:

@@ -26,10 +26,10 @@ from typing import Any
 
 import aiohttp
 import orjson
-import uvloop
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from hookstream import clients
 from hookstream import headers as H
 from hookstream.errors import SettingsError
 from hookstream.kafka import DurableProducer, TopicSpec, ensure_topics
@@ -248,9 +248,7 @@ class HootsuitePoller:
     async def load_state(self) -> PollerState:
         """Replay the compacted state topic: the last refresh token and the last state of each message."""
         state = PollerState()
-        reader = AIOKafkaConsumer(
-            bootstrap_servers=self._settings.bootstrap_servers, enable_auto_commit=False
-        )
+        reader = clients.consumer(self._settings, enable_auto_commit=False)
         await reader.start()
         try:
             tp = TopicPartition(self._topics.poller_state, 0)
@@ -282,7 +280,7 @@ def run(settings: Settings) -> None:
     ):
         if value is None:
             raise SettingsError(name, "the Hootsuite poller needs it")
-    uvloop.run(_serve(settings))
+    clients.run(settings, _serve(settings))
 
 
 async def _serve(settings: Settings) -> None:

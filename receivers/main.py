@@ -9,6 +9,7 @@ import signal
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from hookstream import clients
 from hookstream.heap import freeze_startup_objects
 from hookstream.settings import Settings
 from receivers.app import RUNNER_OPTIONS, make_app
@@ -37,7 +38,7 @@ class MalformedRequestFilter(logging.Filter):
 
 
 def serve(settings: Settings, sink: RawSink) -> None:
-    """Serve the receivers with `sink` until SIGINT/SIGTERM, on uvloop where it is installed."""
+    """Serve the receivers with `sink` until SIGINT/SIGTERM (event loop: `clients.event_loop_factory`)."""
     logging.getLogger("aiohttp.server").addFilter(MalformedRequestFilter())
     sources = enabled_sources(settings)
     if sources:
@@ -45,13 +46,7 @@ def serve(settings: Settings, sink: RawSink) -> None:
     else:
         log.warning("no source is configured: every webhook route answers 404")
     app = make_app(settings, sources, sink, ReceiverMetrics())
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is a dependency wherever it installs
-        runner = asyncio.run
-    else:
-        runner = uvloop.run
-    runner(_serve(app, settings))
+    clients.run(settings, _serve(app, settings))
 
 
 async def _serve(app: web.Application, settings: Settings) -> None:

@@ -13,7 +13,8 @@ from typing import Protocol
 
 from aiokafka.errors import KafkaError
 
-from hookstream.kafka import DurableProducer, topic_admin, topic_spec
+from hookstream.access import AUTHORIZATION, REFUSED_RETRY_S, KafkaRefused, authorization, refusal
+from hookstream.kafka import DurableProducer, kafka_answers, topic_admin, topic_spec
 from hookstream.settings import Settings
 from hookstream.topics import Topics
 from receivers.delivery import Delivery
@@ -45,6 +46,7 @@ class KafkaSink:
         self._min_insync: dict[str, int] = {}
         self._checked_at = -1.0
         self._blocker: str | None = "not connected to Kafka yet"
+        self._refused: str | None = None  # why the broker turned this client away, until it lets it in
 
     async def start(self) -> None:
         """Connect in the background: the receiver serves (503s) even while Kafka is not there yet."""
@@ -68,14 +70,26 @@ class KafkaSink:
                 async with topic_admin(self._settings) as admin:
                     await admin.ensure(topic_spec(self._settings, topic) for topic in self._raw)
                     self._min_insync = await admin.min_insync(self._raw)
-            except (KafkaError, OSError) as exc:
+            except (KafkaError, OSError, KafkaRefused) as exc:
                 await self._producer.stop()
-                log.warning("Kafka not reachable yet; retrying", extra={"error": type(exc).__name__})
-                await asyncio.sleep(delay)
+                refused = await refusal(exc, self._settings, "WRITE")
+                if refused is None:
+                    log.warning("Kafka not reachable yet; retrying", extra={"error": type(exc).__name__})
+                else:
+                    self._refuse(refused)
+                # A refusal waits for a fixed secret or ACL: retried, but never faster than once a second.
+                await asyncio.sleep(delay if refused is None else max(delay, REFUSED_RETRY_S))
                 delay = min(delay * 2, 5.0)
             else:
+                self._refused = None
                 log.info("connected to Kafka", extra={"url": self._settings.kafka_bootstrap})
                 return
+
+    def _refuse(self, refused: KafkaRefused) -> None:
+        """Log a refusal once (not once per retry or per request), and be unready while it lasts."""
+        if str(refused) != self._refused:
+            log.error(str(refused))
+        self._refused = str(refused)
 
     async def stop(self) -> None:
         if self._started is not None:
@@ -95,22 +109,30 @@ class KafkaSink:
             # A caller that gives up waiting must not cancel the batch's future under aiokafka's feet.
             await asyncio.shield(ack)
         except KafkaError as exc:
+            if isinstance(exc, AUTHORIZATION):
+                self._refuse(authorization(exc, self._settings, "WRITE") or KafkaRefused(str(exc)))
             raise SinkUnavailable(type(exc).__name__) from exc
+        self._refused = None
 
     async def blocker(self) -> str | None:
-        """Why a delivery cannot be written now (no leader, too few in-sync replicas reachable), as the
-        producer sees the cluster; None when it can. Asked at most once a second however often probes
-        come."""
+        """Why a delivery cannot be written now, None when it can; asked at most once a second however
+        often probes come. Not connected, refused by the broker, no broker answering this client's own
+        credentials (a changed password shows), or, as the producer sees the cluster, a raw partition
+        without a reachable leader or with fewer in-sync replicas reachable than min.insync.replicas."""
         loop = asyncio.get_running_loop()
         if loop.time() - self._checked_at > READINESS_CACHE_S:
             self._checked_at = loop.time()
-            if self._producer is None or self._started is None or not self._started.done():
-                self._blocker = "not connected to Kafka yet"
-            else:
-                self._blocker = await self._producer.write_blocker(
-                    self._raw, self._min_insync, timeout_s=READINESS_CACHE_S
-                )
+            self._blocker = await self._find_blocker()
         return self._blocker
+
+    async def _find_blocker(self) -> str | None:
+        if self._producer is None or self._started is None or not self._started.done():
+            return "not connected to Kafka yet"
+        if self._refused is not None:
+            return self._refused
+        if not await kafka_answers(self._settings, timeout_s=READINESS_CACHE_S):
+            return "no broker answers"
+        return await self._producer.write_blocker(self._raw, self._min_insync, timeout_s=READINESS_CACHE_S)
 
 
 class MemorySink:

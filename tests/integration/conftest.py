@@ -34,11 +34,7 @@ def namespace() -> str:
 def stack(bootstrap: str, namespace: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Stack]:
     stack = Stack(bootstrap=bootstrap, namespace=namespace, workdir=tmp_path)
     yield stack
-    stack.stop_all()
-    report = getattr(request.node, "rep_call", None)
-    if report is not None and report.failed:
-        for service in stack.services:
-            print(f"----- {service.name} ({service.log}) -----\n{service.log_text()[-5000:]}")
+    stack.finish(request)
 
 
 @pytest.fixture

@@ -19,17 +19,20 @@ from pathlib import Path
 from typing import TypeVar
 
 import aiohttp
+import pytest
 from aiohttp import web
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
+from hookstream import clients
 from hookstream.settings import Settings
 from hookstream.tail import wait_for_partitions
 from tests.support import HOOKSTREAM, free_port
 
 T = TypeVar("T")
 DEFAULT_WAIT_S = 45.0
+# Where to read and write: a bootstrap address of a PLAINTEXT broker, or whole settings (a secure one).
+Kafka = str | Settings
 
 
 async def eventually(
@@ -147,6 +150,14 @@ class Stack:
         for service in self.services:
             service.stop()
 
+    def finish(self, request: pytest.FixtureRequest) -> None:
+        """Stop every service; after a failed test, print the end of each one's log."""
+        self.stop_all()
+        report = getattr(request.node, "rep_call", None)
+        if report is not None and report.failed:
+            for service in self.services:
+                print(f"----- {service.name} ({service.log}) -----\n{service.log_text()[-5000:]}")
+
 
 @contextlib.asynccontextmanager
 async def serving(app: web.Application) -> AsyncIterator[str]:
@@ -163,12 +174,12 @@ async def serving(app: web.Application) -> AsyncIterator[str]:
 
 @contextlib.asynccontextmanager
 async def _from_the_beginning(
-    bootstrap: str, topic: str, timeout: float = DEFAULT_WAIT_S
+    bootstrap: Kafka, topic: str, timeout: float = DEFAULT_WAIT_S
 ) -> AsyncIterator[tuple[AIOKafkaConsumer, list[TopicPartition]]]:
     """A read_committed consumer assigned every partition of `topic` (once it exists), at the start."""
     partitions = await asyncio.wait_for(wait_for_partitions(_settings(bootstrap), topic), timeout)
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed"
+    consumer = clients.consumer(
+        _settings(bootstrap), enable_auto_commit=False, isolation_level="read_committed"
     )
     await consumer.start()
     try:
@@ -181,7 +192,7 @@ async def _from_the_beginning(
 
 
 async def read_topic(
-    bootstrap: str, topic: str, count: int, *, timeout: float = DEFAULT_WAIT_S
+    bootstrap: Kafka, topic: str, count: int, *, timeout: float = DEFAULT_WAIT_S
 ) -> list[ConsumerRecord[bytes, bytes]]:
     """The first `count` records of `topic` (read_committed), oldest first within each partition."""
     records: list[ConsumerRecord[bytes, bytes]] = []
@@ -197,10 +208,10 @@ async def read_topic(
     return records
 
 
-async def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+async def end_offsets(bootstrap: Kafka, topic: str) -> dict[int, int]:
     """The end offset of each partition of `topic`, which must exist."""
     partitions = await asyncio.wait_for(wait_for_partitions(_settings(bootstrap), topic), DEFAULT_WAIT_S)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = clients.consumer(_settings(bootstrap), enable_auto_commit=False)
     await consumer.start()
     try:
         offsets = await consumer.end_offsets([TopicPartition(topic, p) for p in range(partitions)])
@@ -209,15 +220,15 @@ async def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
         await consumer.stop()
 
 
-def _settings(bootstrap: str) -> Settings:
-    return Settings(kafka_bootstrap=bootstrap)
+def _settings(kafka: Kafka) -> Settings:
+    return kafka if isinstance(kafka, Settings) else Settings(kafka_bootstrap=kafka)
 
 
 async def produce(
-    bootstrap: str, records: Sequence[tuple[str, bytes, Mapping[str, bytes], int | None]]
+    bootstrap: Kafka, records: Sequence[tuple[str, bytes, Mapping[str, bytes], int | None]]
 ) -> None:
     """Write `(topic, value, headers, partition)` records as a receiver would (acks=all), in order."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5)
+    producer = clients.producer(_settings(bootstrap), acks="all", enable_idempotence=True, linger_ms=5)
     await producer.start()
     try:
         acks = [
@@ -254,7 +265,7 @@ async def metric(service: Service, name: str, **labels: str) -> float:
     )
 
 
-async def read_all(bootstrap: str, topic: str) -> list[ConsumerRecord[bytes, bytes]]:
+async def read_all(bootstrap: Kafka, topic: str) -> list[ConsumerRecord[bytes, bytes]]:
     """Every committed record of `topic` up to its current end (read_committed stops at the LSO)."""
     records: list[ConsumerRecord[bytes, bytes]] = []
     async with _from_the_beginning(bootstrap, topic) as (consumer, assigned):
@@ -269,15 +280,15 @@ async def read_all(bootstrap: str, topic: str) -> list[ConsumerRecord[bytes, byt
     return records
 
 
-async def caught_up(bootstrap: str, group: str, topic: str) -> bool:
+async def caught_up(bootstrap: Kafka, group: str, topic: str) -> bool:
     """Whether consumer group `group` has committed everything currently in `topic`."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = clients.admin(_settings(bootstrap))
     await admin.start()
     try:
         committed = await admin.list_consumer_group_offsets(group)
     finally:
         await admin.close()
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed")
+    consumer = clients.consumer(_settings(bootstrap), isolation_level="read_committed")
     await consumer.start()
     try:
         partitions = [tp for tp in committed if tp.topic == topic] or [TopicPartition(topic, 0)]

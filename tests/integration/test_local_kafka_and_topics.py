@@ -7,9 +7,9 @@ import shutil
 from pathlib import Path
 
 import aiohttp
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
+from hookstream import clients
 from hookstream.settings import Settings
 from hookstream.tail import tail
 from tests.integration.harness import Stack
@@ -61,7 +61,7 @@ async def test_topics_creates_then_verifies_with_the_configured_partitions_and_r
     verified = run_cli("topics", env=env)
     assert verified.stdout.split() == [word for name in names for word in ("exists", name)]
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = clients.admin(Settings(kafka_bootstrap=bootstrap))
     await admin.start()
     try:
         described = await admin.describe_topics(names)

@@ -3,8 +3,7 @@ on the broker against what aiokafka's own per-record `send` does with the same k
 
 from __future__ import annotations
 
-from aiokafka import AIOKafkaProducer
-
+from hookstream import clients
 from hookstream.kafka import DurableProducer, ensure_topics, topic_spec
 from hookstream.settings import Settings
 from processor.outputs import Output, send_all
@@ -31,7 +30,7 @@ async def test_batched_outputs_land_where_send_would_put_them_in_order_and_whole
         await send_all(producer, outputs)
     finally:
         await producer.stop()
-    reference = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    reference = clients.producer(settings)
     await reference.start()
     try:
         expected = {key: (await reference.send_and_wait(probed, b"", key=key)).partition for key in keys}

@@ -10,8 +10,10 @@ from collections import Counter
 import aiohttp
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
+from hookstream import clients
+from hookstream.settings import Settings
 from hookstream.topics import Topics
 from tests.integration.harness import (
     Stack,
@@ -132,7 +134,9 @@ async def test_raw_records_read_again_leave_one_dead_letter_and_one_event(
     await read_topic(bootstrap, topics.events, 1)
     assert worker.stop(signal.SIGTERM) == 0
 
-    rewind = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=namespace, enable_auto_commit=False)
+    rewind = clients.consumer(
+        Settings(kafka_bootstrap=bootstrap), group_id=namespace, enable_auto_commit=False
+    )
     await rewind.start()
     try:
         rewind.assign([raw])

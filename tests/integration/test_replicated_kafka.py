@@ -30,6 +30,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError
 
+from hookstream import clients
 from hookstream.localcluster import LocalBroker, local_cluster, pick_ports
 from hookstream.settings import Settings
 from hookstream.topics import Topics
@@ -40,6 +41,16 @@ RATE_PER_S = 40  # per stack: steady, far below what the receivers and a worker 
 RECOVERY_S = 120.0  # generous: the machine is shared; Kafka fences a dead broker after ~9 s
 pytestmark = pytest.mark.timeout(600)  # each test drives several faults through one cluster
 _LEADER = re.compile(r"\[RaftManager id=(\d+)\] Completed transition to Leader\(.*?epoch=(\d+)")
+
+
+@contextlib.asynccontextmanager
+async def admin_client(bootstrap: str) -> AsyncIterator[AIOKafkaAdminClient]:
+    admin = clients.admin(Settings(kafka_bootstrap=bootstrap))
+    await admin.start()
+    try:
+        yield admin
+    finally:
+        await admin.close()
 
 
 @dataclass
@@ -75,12 +86,8 @@ class Cluster:
         return started.stdout
 
     async def partitions(self, topics: list[str]) -> list[dict[str, object]]:
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
-        await admin.start()
-        try:
+        async with admin_client(self.bootstrap) as admin:
             described = await admin.describe_topics(topics)
-        finally:
-            await admin.close()
         return [p for topic in described for p in topic["partitions"]]
 
     async def leaders(self, topics: list[str]) -> Counter[int]:
@@ -224,14 +231,11 @@ async def drained(bootstrap: str, namespace: str) -> float:
 
 
 async def group_offsets(bootstrap: str, group: str) -> dict[TopicPartition, int]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
     try:
-        return {tp: meta.offset for tp, meta in (await admin.list_consumer_group_offsets(group)).items()}
+        async with admin_client(bootstrap) as admin:
+            return {tp: meta.offset for tp, meta in (await admin.list_consumer_group_offsets(group)).items()}
     except KafkaError:
         return {}  # asked while the group's coordinator moves: not yet
-    finally:
-        await admin.close()
 
 
 async def published(bootstrap: str, namespace: str) -> Counter[int]:
@@ -281,17 +285,13 @@ async def replicated(cluster: Cluster, topics: list[str]) -> None:
     partitions = await cluster.partitions(topics)
     assert partitions
     assert {len(p["replicas"]) for p in partitions} == {3}  # type: ignore[arg-type]
-    admin = AIOKafkaAdminClient(bootstrap_servers=cluster.bootstrap)
-    await admin.start()
-    try:
+    async with admin_client(cluster.bootstrap) as admin:
         (response,) = await admin.describe_configs(
             [
                 ConfigResource(ConfigResourceType.TOPIC, topic, {"min.insync.replicas": None})
                 for topic in topics
             ]
         )
-    finally:
-        await admin.close()
     assert {resource[3]: resource[4][0][1] for resource in response.resources} == dict.fromkeys(topics, "2")
 
 

@@ -11,8 +11,9 @@ from collections import Counter
 import aiohttp
 import orjson
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import NewTopic
 
+from hookstream import clients
 from hookstream.settings import Settings
 from hookstream.topics import Topics
 from processor.metrics import ProcessorMetrics
@@ -165,7 +166,7 @@ async def test_an_output_topic_that_refuses_an_event_gets_its_dead_letter_and_mo
     stack: Stack, bootstrap: str, namespace: str, guarantee: str
 ) -> None:
     small = f"{namespace}-crm-small"
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = clients.admin(Settings(kafka_bootstrap=bootstrap))
     await admin.start()
     try:
         await admin.create_topics([NewTopic(small, 1, 1, topic_configs={"max.message.bytes": "600"})])
@@ -267,7 +268,7 @@ def expected_outcomes(records: list[tuple[str, bytes, dict[str, bytes], int | No
 
 
 async def topic_names(bootstrap: str) -> set[str]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = clients.admin(Settings(kafka_bootstrap=bootstrap))
     await admin.start()
     try:
         return set(await admin.list_topics())

@@ -78,14 +78,32 @@ SOURCE_SECRETS = (
 )
 APP_SERVICES = ("topics", "receivers", "processor", "poller")
 
-# What compose and the Kubernetes manifests may set: SPEC §3 and the settings the README adds for operators.
-OPERATOR_SETTINGS = SETTINGS | {
-    "HOOKSTREAM_POLLER_PORT",
-    "HOOKSTREAM_HOOTSUITE_SSO_SHA1",
-    "HOOKSTREAM_CACHE_DIR",
-    "HOOKSTREAM_READ_TIMEOUT_MS",
-    "HOOKSTREAM_MAX_IN_FLIGHT",
-}
+# SPEC §7: the Kafka security settings, and the secrets that may come from a file (`<NAME>_FILE`).
+KAFKA_SECURITY = frozenset(
+    {
+        "HOOKSTREAM_KAFKA_SECURITY_PROTOCOL",
+        "HOOKSTREAM_KAFKA_SASL_MECHANISM",
+        "HOOKSTREAM_KAFKA_SASL_USERNAME",
+        "HOOKSTREAM_KAFKA_SASL_PASSWORD",
+        "HOOKSTREAM_KAFKA_SSL_CAFILE",
+        "HOOKSTREAM_KAFKA_SSL_CERTFILE",
+        "HOOKSTREAM_KAFKA_SSL_KEYFILE",
+        "HOOKSTREAM_KAFKA_SSL_CHECK_HOSTNAME",
+    }
+)
+# What compose and the Kubernetes manifests may set: SPEC §3 and §7, and the settings the README adds.
+OPERATOR_SETTINGS = (
+    SETTINGS
+    | KAFKA_SECURITY
+    | {
+        "HOOKSTREAM_POLLER_PORT",
+        "HOOKSTREAM_HOOTSUITE_SSO_SHA1",
+        "HOOKSTREAM_CACHE_DIR",
+        "HOOKSTREAM_READ_TIMEOUT_MS",
+        "HOOKSTREAM_MAX_IN_FLIGHT",
+    }
+)
+OPERATOR_SETTINGS |= {f"{name}_FILE" for name in OPERATOR_SETTINGS}
 # The values the ConfigMap must carry (production: three replicas, exactly-once, RocksDB on the volume).
 K8S_CONFIG = {
     "HOOKSTREAM_TOPIC_PARTITIONS": "6",
@@ -794,6 +812,18 @@ WORKLOADS = {
     ("Deployment", "poller"): (["poller"], 6067),
     ("Job", "topics"): (["topics"], None),
 }
+# The Kafka user each workload logs in as (SPEC §7 roles), and the sender secrets it reads from files.
+KAFKA_USERS = {"receivers": "receivers", "processor": "worker", "poller": "poller", "topics": "admin"}
+SENDER_FILES = {
+    "receivers": set(SOURCE_SECRETS),
+    "processor": set(),
+    "poller": {
+        "HOOKSTREAM_HOOTSUITE_CLIENT_ID",
+        "HOOKSTREAM_HOOTSUITE_CLIENT_SECRET",
+        "HOOKSTREAM_HOOTSUITE_REFRESH_TOKEN",
+    },
+    "topics": set(),
+}
 
 
 def test_kustomize_renders_every_resource_in_the_namespace(manifests: list[dict[str, Any]]) -> None:
@@ -803,6 +833,7 @@ def test_kustomize_renders_every_resource_in_the_namespace(manifests: list[dict[
         ("ConfigMap", "hookstream-config"),
         ("ConfigMap", "hookstream-prometheus"),
         ("Secret", "hookstream-secrets"),
+        *(("Secret", f"hookstream-kafka-{role}") for role in ("receivers", "worker", "poller", "admin")),
         ("Deployment", "receivers"),
         ("Service", "receivers"),
         ("HorizontalPodAutoscaler", "receivers"),
@@ -842,9 +873,7 @@ def test_each_workload_runs_its_command_with_the_settings(
     assert container["args"] == args
     assert "command" not in container, "the image's entrypoint is `hookstream`"
     assert container["image"].partition(":")[0] == "hookstream"
-    env_from = container["envFrom"]
-    assert {"configMapRef": {"name": "hookstream-config"}} in env_from
-    assert {"secretRef": {"name": "hookstream-secrets"}} in env_from
+    assert container["envFrom"] == [{"configMapRef": {"name": "hookstream-config"}}], "no secret in env"
     assert {"requests", "limits"} <= container["resources"].keys()
     for resources in container["resources"].values():
         assert {"cpu", "memory"} <= resources.keys()
@@ -990,9 +1019,15 @@ def test_kubernetes_sets_only_real_settings(manifests: list[dict[str, Any]]) -> 
 
 def test_the_configmap_is_a_valid_configuration(manifests: list[dict[str, Any]]) -> None:
     configmap = _resource(manifests, "ConfigMap", "hookstream-config")["data"]
-    settings = Settings.from_env(configmap)
+    # Each workload adds its own Kafka user and password file (see the test after next).
+    login = {"HOOKSTREAM_KAFKA_SASL_USERNAME": "u", "HOOKSTREAM_KAFKA_SASL_PASSWORD": "p"}
+    settings = Settings.from_env({**configmap, **login})
     assert settings.replication_factor == 3
     assert settings.processing_guarantee == "exactly_once"
+    assert (settings.kafka_security.protocol, settings.kafka_security.sasl_mechanism) == (
+        "SASL_SSL",
+        "SCRAM-SHA-512",
+    )
 
 
 @pytest.mark.parametrize("name", SOURCE_SECRETS)
@@ -1020,3 +1055,64 @@ def test_the_prometheus_configmap_carries_the_repository_files(manifests: list[d
     # Mounted as one directory, the config finds its rule files among the ConfigMap's keys.
     rule_files = yaml.safe_load(configmap["data"]["prometheus.yml"])["rule_files"]
     assert set(rule_files) <= configmap["data"].keys()
+
+
+def _mounted_files(doc: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    """Each file path the container sees from a Secret volume → (Secret name, key)."""
+    container = _container(doc)
+    volumes = {v["name"]: v for v in _pod_spec(doc)["volumes"]}
+    files = {}
+    for mount in container["volumeMounts"]:
+        secret = volumes.get(mount["name"], {}).get("secret")  # (not a claim template's volume)
+        if secret is None:
+            continue
+        assert mount.get("readOnly") is True, mount
+        for item in secret.get("items") or [{"key": "password", "path": "password"}]:
+            files[f"{mount['mountPath']}/{item['path']}"] = (secret["secretName"], item["key"])
+    return files
+
+
+@pytest.mark.parametrize(("kind", "name"), list(WORKLOADS))
+def test_each_workload_logs_in_as_its_own_user_with_secrets_from_files(
+    manifests: list[dict[str, Any]], kind: str, name: str
+) -> None:
+    doc = _resource(manifests, kind, name)
+    env = {e["name"]: e["value"] for e in _container(doc).get("env", [])}
+    files = _mounted_files(doc)
+    user = KAFKA_USERS[name]
+    assert env["HOOKSTREAM_KAFKA_SASL_USERNAME"] == user
+    assert files[env["HOOKSTREAM_KAFKA_SASL_PASSWORD_FILE"]] == (f"hookstream-kafka-{user}", "password")
+    read_from_files = {k.removesuffix("_FILE") for k in env if k.endswith("_FILE")}
+    assert read_from_files == {"HOOKSTREAM_KAFKA_SASL_PASSWORD"} | SENDER_FILES[name]
+    for setting in SENDER_FILES[name]:
+        assert files[env[f"{setting}_FILE"]] == ("hookstream-secrets", setting)
+    assert _pod_spec(doc)["securityContext"]["fsGroup"] == 10001, "mounted secrets readable by the user"
+
+
+@pytest.mark.parametrize(("kind", "name"), list(WORKLOADS))
+def test_each_workloads_settings_are_complete_once_its_files_are_mounted(
+    manifests: list[dict[str, Any]], tmp_path: Path, kind: str, name: str
+) -> None:
+    """The ConfigMap and a workload's env, with each mounted file standing in for its Secret, start."""
+    configmap = _resource(manifests, "ConfigMap", "hookstream-config")["data"]
+    env = {
+        **configmap,
+        **{e["name"]: e["value"] for e in _container(_resource(manifests, kind, name)).get("env", [])},
+    }
+    for setting, path in list(env.items()):
+        if setting.endswith("_FILE"):
+            mounted = tmp_path / Path(path).name
+            secret = "acme=whsec_MDEyMzQ1Njc4OWFiY2RlZg==" if "STANDARD" in setting else "x" * 24
+            mounted.write_text(secret + "\n")
+            env[setting] = str(mounted)
+    settings = Settings.from_env(env)
+    assert settings.kafka_security.protocol == "SASL_SSL"
+    assert settings.kafka_security.sasl_username == KAFKA_USERS[name]
+
+
+def test_every_kafka_password_is_a_placeholder(manifests: list[dict[str, Any]]) -> None:
+    for user in set(KAFKA_USERS.values()):
+        secret = _resource(manifests, "Secret", f"hookstream-kafka-{user}")
+        assert "data" not in secret
+        assert set(secret["stringData"]) == {"password"}
+        assert "replace" in secret["stringData"]["password"]
