@@ -24,8 +24,8 @@ class NullSink:
     async def deliver(self, delivery: Delivery) -> None:
         return None
 
-    async def ready(self) -> bool:
-        return True
+    async def blocker(self) -> str | None:
+        return None
 
 
 def main() -> None:

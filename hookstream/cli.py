@@ -37,7 +37,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Webhooks into Kafka, out as CloudEvents. Settings: HOOKSTREAM_* variables.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    kafka = commands.add_parser("kafka", help="the local single-node Kafka for development and tests")
+    kafka = commands.add_parser("kafka", help="the local Kafka: one KRaft node per bootstrap address")
     kafka.add_argument("action", choices=("start", "stop", "status"))
     kafka.add_argument(
         "--secure", action="store_true", help="start: SASL_SSL, ACLs and one user per role (SPEC §7)"

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.client import AIOKafkaClient
 
 from hookstream.settings import Settings
 
@@ -48,6 +49,11 @@ def consumer(settings: Settings, *topics: str, **options: Any) -> AIOKafkaConsum
 
 def admin(settings: Settings, **options: Any) -> AIOKafkaAdminClient:
     return AIOKafkaAdminClient(**client_options(settings), **options)
+
+
+def client(settings: Settings, **options: Any) -> AIOKafkaClient:
+    """aiokafka's bare client: bootstrap metadata from the bootstrap addresses only."""
+    return AIOKafkaClient(**client_options(settings), **options)
 
 
 def event_loop_factory(settings: Settings) -> Callable[[], asyncio.AbstractEventLoop]:

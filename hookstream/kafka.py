@@ -9,12 +9,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import (
     InvalidProducerEpoch,
     KafkaError,
@@ -26,6 +27,7 @@ from hookstream import clients
 from hookstream.access import denied
 from hookstream.settings import Settings
 from hookstream.topics import Topics, Unroutable, collision_key
+from hookstream.writable import producer_write_blocker
 
 log = logging.getLogger(__name__)
 
@@ -43,12 +45,27 @@ TOPIC_ALREADY_EXISTS = 36
 INVALID_TOPIC, TOPIC_AUTHORIZATION_FAILED, POLICY_VIOLATION = 17, 29, 44
 
 
+REPLICATED = 3  # brokers from which topics get three replicas by default, two of them in sync
+
+
+def min_insync_for(replicas: int) -> int:
+    """Acks=all means "in sync on min.insync.replicas brokers": 2 of 3 replicas, so an acknowledged
+    write survives one lost broker and writes go on while one is down."""
+    return 2 if replicas >= REPLICATED else 1
+
+
 @dataclass(frozen=True, slots=True)
 class TopicSpec:
     name: str
     partitions: int
-    replication_factor: int
+    replication_factor: int | None  # None: chosen from the cluster's size when the topic is created
     config: dict[str, str] = field(default_factory=dict)
+
+    def placed(self, brokers: int) -> NewTopic:
+        """The topic to create on a cluster of `brokers` live brokers."""
+        replicas = self.replication_factor or (REPLICATED if brokers >= REPLICATED else 1)
+        config = {"min.insync.replicas": str(min_insync_for(replicas)), **self.config}
+        return NewTopic(self.name, self.partitions, replicas, topic_configs=config)
 
 
 def topic_spec(settings: Settings, name: str, *, retention_days: int = 7) -> TopicSpec:
@@ -59,7 +76,6 @@ def topic_spec(settings: Settings, name: str, *, retention_days: int = 7) -> Top
         replication_factor=settings.replication_factor,
         config={
             "retention.ms": str(retention_days * DAY_MS),
-            "min.insync.replicas": "2" if settings.replication_factor >= 3 else "1",
             "max.message.bytes": str(max_record_bytes(settings)),
         },
     )
@@ -161,6 +177,13 @@ class DurableProducer:
         assert self._producer is not None
         return set(await self._producer.partitions_for(topic))
 
+    async def write_blocker(
+        self, topics: Iterable[str], min_insync: Mapping[str, int], timeout_s: float
+    ) -> str | None:
+        """Why a write to `topics` cannot succeed now, as this producer sees the cluster; None if it can."""
+        assert self._producer is not None
+        return await producer_write_blocker(self._producer.client, topics, min_insync, timeout_s)
+
     def _check(self, ack: asyncio.Future[Any]) -> None:
         """Retrieve every outcome (no 'exception never retrieved'), and replace a broken producer."""
         if not ack.cancelled() and isinstance(ack.exception(), BROKEN_PRODUCER) and not self._lock.locked():
@@ -180,24 +203,37 @@ class DurableProducer:
 
 async def kafka_answers(settings: Settings, timeout_s: float = 2.0) -> bool:
     """True when a broker of `HOOKSTREAM_KAFKA_BOOTSTRAP` answers a metadata request in time."""
-    admin = clients.admin(settings, request_timeout_ms=int(timeout_s * 1000))
+    return await live_brokers(settings, timeout_s) > 0
+
+
+async def live_brokers(settings: Settings, timeout_s: float = 2.0) -> int:
+    """How many brokers the cluster lists as alive, in the metadata of the first broker of
+    `HOOKSTREAM_KAFKA_BOOTSTRAP` that answers in time; 0 when none does. Only bootstrap addresses are
+    asked (an admin client would go on to ask a random broker, perhaps one that is down)."""
+    client = clients.client(settings, request_timeout_ms=int(timeout_s * 1000))
     try:
-        await asyncio.wait_for(admin.start(), timeout_s)
-        await asyncio.wait_for(admin.describe_cluster(), timeout_s)
+        await asyncio.wait_for(client.bootstrap(), timeout_s)
+        return len(client.cluster.brokers())
     except (KafkaError, OSError, TimeoutError):
-        return False
+        return 0
     finally:
         with contextlib.suppress(Exception):
-            await admin.close()
-    return True
+            await client.close()
 
 
 async def ensure_topics(settings: Settings, specs: Iterable[TopicSpec]) -> list[str]:
     """Create the missing topics of `specs` with a short-lived admin client; return the names created."""
+    async with topic_admin(settings) as admin:
+        return await admin.ensure(specs)
+
+
+@contextlib.asynccontextmanager
+async def topic_admin(settings: Settings) -> AsyncIterator[TopicAdmin]:
+    """A started `TopicAdmin`, closed on the way out."""
     admin = TopicAdmin(settings)
     await admin.start()
     try:
-        return await admin.ensure(specs)
+        yield admin
     finally:
         await admin.close()
 
@@ -205,7 +241,11 @@ async def ensure_topics(settings: Settings, specs: Iterable[TopicSpec]) -> list[
 class TopicAdmin:
     """Creates topics that do not exist yet, remembering what it has seen so a second call is free, and
     knowing which names can be no topic: Kafka refuses a name that equals an existing one once '.' and
-    '_' are read alike, so a sender's `api_posts` after `api.posts` is checked before it is tried."""
+    '_' are read alike, so a sender's `api_posts` after `api.posts` is checked before it is tried.
+
+    A topic without a configured replication factor gets one from the number of live brokers, the
+    most this admin has seen: a topic created while a broker of three is down still gets three
+    replicas (and its creation fails until the broker is back, which callers retry)."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
@@ -214,11 +254,18 @@ class TopicAdmin:
         self._unroutable: dict[str, Unroutable] = {}
         self._denied: set[str] = set()  # names our ACLs do not let us create
         self._lock = asyncio.Lock()
+        self._brokers = 0
 
     async def start(self) -> None:
         await self._admin.start()
         for name in await self._admin.list_topics():
             self._known[collision_key(name)] = name
+        await self._count_brokers()
+
+    async def _count_brokers(self) -> int:
+        cluster = await self._admin.describe_cluster()
+        self._brokers = max(self._brokers, len(cluster["brokers"]))
+        return self._brokers
 
     async def close(self) -> None:
         await self._admin.close()
@@ -265,12 +312,8 @@ class TopicAdmin:
         }
 
     async def _create_topics(self, specs: list[TopicSpec]) -> list[str]:
-        response = await self._admin.create_topics(
-            [
-                NewTopic(spec.name, spec.partitions, spec.replication_factor, topic_configs=spec.config)
-                for spec in specs
-            ]
-        )
+        brokers = await self._count_brokers()
+        response = await self._admin.create_topics([spec.placed(brokers) for spec in specs])
         created = []
         for name, code, *message in response.topic_errors:
             if code == TOPIC_AUTHORIZATION_FAILED:
@@ -287,6 +330,18 @@ class TopicAdmin:
                 log.info("created topic", extra={"topic": name})
             self._known[collision_key(name)] = name
         return created
+
+    async def min_insync(self, names: Iterable[str]) -> dict[str, int]:
+        """Each topic's `min.insync.replicas`: how many in-sync replicas an acks=all write needs."""
+        (response,) = await self._admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, name, {"min.insync.replicas": None}) for name in names]
+        )
+        return {
+            resource[3]: int(value)
+            for resource in response.resources
+            for name, value, *_ in resource[4]
+            if name == "min.insync.replicas"
+        }
 
     async def partitions(self, names: Iterable[str]) -> dict[str, int]:
         """The partition count of each existing topic of `names`."""

@@ -1,53 +1,45 @@
-"""`hookstream kafka start|stop|status`: one real Apache Kafka broker for development and CI, no Docker.
+"""`hookstream kafka start|stop|status`: a real Apache Kafka for development and CI, no Docker.
 
 The broker is the official `org.apache.kafka:kafka_2.13` artifact and its runtime dependencies, fetched
 from Maven Central by the machine's own Maven into a cache outside the repository, then run as one KRaft
-node that is both broker and controller. Nothing is downloaded twice: the jars are kept under
-`<cache>/kafka-<version>/lib`, the broker's data and log under `<cache>/broker-<port>/`.
+node (broker and controller) per `HOOKSTREAM_KAFKA_BOOTSTRAP` address: one address is the single
+development broker, several a replicated cluster (hookstream/localcluster.py says where each node keeps
+its files). Nothing is downloaded twice: the jars are kept under `<cache>/kafka-<version>/lib`.
+Processes are started, found and stopped by the pid files the launcher writes, never by name.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
+import functools
 import os
-import re
 import shutil
 import signal
 import subprocess
 import time
-import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 
-from hookstream import securekafka
+from hookstream import kafkajars, securekafka
 from hookstream.errors import LocalKafkaError
-from hookstream.kafka import kafka_answers
+from hookstream.kafka import kafka_answers, live_brokers
+from hookstream.localcluster import (
+    KAFKA_VERSION,
+    LocalBroker,
+    LocalCluster,
+    local_cluster,
+    new_cluster_id,
+    render,
+    server_properties,
+)
 from hookstream.settings import Settings
 
-KAFKA_VERSION = "4.1.1"
-LOG4J_VERSION = "2.25.3"
+__all__ = ["KAFKA_VERSION", "LocalBroker", "start", "status", "stop"]
+
 START_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 30.0
-NO_RUNTIME_HINT = "or point HOOKSTREAM_KAFKA_BOOTSTRAP at an existing Kafka"
-
-_POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
-  <modelVersion>4.0.0</modelVersion>
-  <groupId>local.hookstream</groupId>
-  <artifactId>kafka-runtime</artifactId>
-  <version>{kafka}</version>
-  <packaging>pom</packaging>
-  <dependencies>
-    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka_2.13</artifactId>
-      <version>{kafka}</version></dependency>
-    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-slf4j-impl</artifactId>
-      <version>{log4j}</version></dependency>
-    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-core</artifactId>
-      <version>{log4j}</version></dependency>
-  </dependencies>
-</project>
-"""
+BIND_ATTEMPTS = 3  # a new cluster whose picked controller port was taken meanwhile tries other ports
 
 _LOG4J2 = """status = warn
 appender.console.type = Console
@@ -64,94 +56,105 @@ logger.started.name = kafka.server.KafkaRaftServer
 logger.started.level = INFO
 """
 
-_SERVER = """process.roles=broker,controller
-node.id=1
-controller.quorum.bootstrap.servers={host}:{controller_port}
-listeners=PLAINTEXT://{host}:{port},CONTROLLER://{host}:{controller_port}
-advertised.listeners=PLAINTEXT://{host}:{port}
-controller.listener.names=CONTROLLER
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
-inter.broker.listener.name=PLAINTEXT
-log.dirs={data}
-auto.create.topics.enable=false
-num.partitions=1
-offsets.topic.replication.factor=1
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
-group.initial.rebalance.delay.ms=0
+# A cluster's nodes also log each change of their controller quorum role: "Completed transition to
+# Leader(localId=2, epoch=5, …)" names the active controller of that epoch.
+_QUORUM_LOG = """logger.quorum.name = org.apache.kafka.raft.QuorumState
+logger.quorum.level = INFO
 """
 
 Say = Callable[[str], None]
 
 
-@dataclass(frozen=True, slots=True)
-class LocalBroker:
-    """Where the local broker of one `HOOKSTREAM_KAFKA_BOOTSTRAP` address keeps its files."""
-
-    host: str
-    port: int
-    cache_dir: Path
-
-    @classmethod
-    def for_settings(cls, settings: Settings) -> LocalBroker:
-        host, _, port = settings.bootstrap_servers[0].rpartition(":")
-        return cls(host=host, port=int(port), cache_dir=settings.cache_dir)
-
-    @property
-    def controller_port(self) -> int:
-        return self.port + 1
-
-    @property
-    def lib_dir(self) -> Path:
-        return self.cache_dir / f"kafka-{KAFKA_VERSION}" / "lib"
-
-    @property
-    def home(self) -> Path:
-        return self.cache_dir / f"broker-{self.port}"
-
-    @property
-    def log_file(self) -> Path:
-        return self.home / "server.log"
-
-    @property
-    def pid_file(self) -> Path:
-        return self.home / "broker.pid"
-
-    def pid(self) -> int | None:
-        """The pid of the broker this launcher started, if that process still runs."""
-        try:
-            pid = int(self.pid_file.read_text().strip())
-            os.kill(pid, 0)
-        except (FileNotFoundError, ValueError, ProcessLookupError):
-            return None
-        return pid
+class _ControllerPortTaken(LocalKafkaError):
+    """A node of a new cluster could not bind its controller port: pick others and start again."""
 
 
 def start(settings: Settings, say: Say = print, *, secure: bool = False) -> None:
-    broker = LocalBroker.for_settings(settings)
-    node = securekafka.SecureNode(broker.home, broker.host, broker.port) if secure else None
+    """Start every node of the bootstrap list that is not running; leave the running ones alone."""
+    cluster = local_cluster(settings)
+    if secure and cluster.replicated:
+        raise LocalKafkaError("--secure starts one node: give HOOKSTREAM_KAFKA_BOOTSTRAP one address")
+    broker = cluster.nodes[0]
+    secured = securekafka.SecureNode(broker.home, broker.host, broker.port) if secure else None
     probe = settings
-    if node is not None:
-        node.prepare()
-        probe = node.settings(settings)
-    if asyncio.run(kafka_answers(probe)):
-        pid = broker.pid()
-        owner = f"the local broker (pid {pid})" if pid else "a Kafka broker not started by hookstream"
-        say(f"Kafka already answers at {settings.kafka_bootstrap}: {owner}")
+    if secured is not None:
+        secured.prepare()
+        probe = secured.settings(settings)
+    down = _down_nodes(probe, cluster, say)
+    if not down:
         return
-    if (pid := broker.pid()) is not None:  # ours, busy or still starting: never a second one on its data
-        say(f"the local broker (pid {pid}) runs but does not answer yet; waiting for it")
-        _wait_until_it_answers(probe, broker, lambda: broker.pid() is None)
-        return
-    java = _java()
-    _fetch_jars(broker, say)
-    _write_config(broker, node.properties(broker.controller_port) if node else {})
-    _format_storage(broker, java, node.format_args() if node else [])
+    java = kafkajars.java()
+    kafkajars.fetch(broker.lib_dir, say)
+    fresh = not any(node.formatted for node in cluster.nodes)
+    for attempt in range(1, BIND_ATTEMPTS + 1):
+        try:
+            _launch(probe, cluster, down, java, say, secured)
+            break
+        except _ControllerPortTaken as exc:
+            if not fresh or attempt == BIND_ATTEMPTS:
+                raise LocalKafkaError(str(exc)) from None
+            say(f"{exc}; picking other controller ports")
+            for node in cluster.nodes:
+                shutil.rmtree(node.home, ignore_errors=True)
+            cluster = local_cluster(settings, fresh_ports=True)
+            down = list(cluster.nodes)
+    if secured is not None:
+        for path in asyncio.run(securekafka.grant(secured, settings)):
+            say(f"  {path}")
+
+
+def _down_nodes(settings: Settings, cluster: LocalCluster, say: Say) -> list[LocalBroker]:
+    """The nodes to start: those neither answering nor running as a process of ours."""
+    down = []
+    for node in cluster.nodes:
+        pid = node.pid()
+        if asyncio.run(kafka_answers(_at(settings, node))):
+            owner = f"the local broker (pid {pid})" if pid else "a Kafka broker not started by hookstream"
+            say(f"Kafka already answers at {_where(settings, cluster, node)}: {owner}")
+        elif pid:  # ours, busy or still starting: never a second one on its data
+            where = _at_address(cluster, node)
+            say(f"the local broker{where} (pid {pid}) runs but does not answer yet; waiting for it")
+            _wait_until_it_answers(settings, node, gone=functools.partial(_gone, node))
+        else:
+            down.append(node)
+    return down
+
+
+def _launch(
+    settings: Settings,
+    cluster: LocalCluster,
+    down: list[LocalBroker],
+    java: str,
+    say: Say,
+    secure: securekafka.SecureNode | None = None,
+) -> None:
+    """Start the `down` nodes together (a cluster serves only with a quorum of its controllers) and
+    wait until each answers, and for a cluster until all its brokers are registered. `secure` adds its
+    listeners, users and ACL settings to the (single) node's properties."""
+    cluster.save()
+    for node in down:
+        _write_config(node, cluster, secure.properties(node.controller_port) if secure else {})
+        _format_storage(node, cluster, java, secure.format_args() if secure else [])
     begun = time.monotonic()
-    say(f"starting Kafka {KAFKA_VERSION} at {broker.host}:{broker.port} (log: {broker.log_file})")
-    with broker.log_file.open("ab") as log:
+    processes = {}
+    for node in down:
+        role = f" (node {node.node_id}, controller port {node.controller_port})" if cluster.replicated else ""
+        say(f"starting Kafka {KAFKA_VERSION} at {node.address}{role} (log: {node.log_file})")
+        processes[node] = _spawn(node, java)
+    try:
+        _await_up(settings, cluster, processes)
+    except LocalKafkaError:
+        for node, process in processes.items():
+            process.kill()
+            node.pid_file.unlink(missing_ok=True)
+        raise
+    for node, process in processes.items():
+        where = _where(settings, cluster, node)
+        say(f"Kafka is up at {where} in {time.monotonic() - begun:.1f}s (pid {process.pid})")
+
+
+def _spawn(node: LocalBroker, java: str) -> subprocess.Popen[bytes]:
+    with node.log_file.open("ab") as log:
         process = subprocess.Popen(  # noqa: S603 - argv built from fixed parts and the cache path
             [
                 java,
@@ -159,63 +162,121 @@ def start(settings: Settings, say: Say = print, *, secure: bool = False) -> None
                 "-Xmx1g",
                 "-XX:+UseG1GC",
                 "-Djava.awt.headless=true",
-                f"-Dlog4j2.configurationFile={broker.home / 'log4j2.properties'}",
+                f"-Dlog4j2.configurationFile={node.home / 'log4j2.properties'}",
                 "-cp",
-                str(broker.lib_dir / "*"),
+                str(node.lib_dir / "*"),
                 "kafka.Kafka",
-                str(broker.home / "server.properties"),
+                str(node.home / "server.properties"),
             ],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    broker.pid_file.write_text(f"{process.pid}\n")
-    try:
-        _wait_until_it_answers(probe, broker, lambda: process.poll() is not None)
-    except LocalKafkaError:
-        process.kill()
-        broker.pid_file.unlink(missing_ok=True)
-        raise
-    say(f"Kafka is up at {settings.kafka_bootstrap} in {time.monotonic() - begun:.1f}s (pid {process.pid})")
-    if node is not None:
-        for path in asyncio.run(securekafka.grant(node, settings)):
-            say(f"  {path}")
+    node.pid_file.write_text(f"{process.pid}\n")
+    return process
 
 
-def _wait_until_it_answers(settings: Settings, broker: LocalBroker, gone: Callable[[], bool]) -> None:
+def _await_up(
+    settings: Settings, cluster: LocalCluster, processes: dict[LocalBroker, subprocess.Popen[bytes]]
+) -> None:
     deadline = time.monotonic() + START_TIMEOUT_S
-    while not asyncio.run(kafka_answers(settings, timeout_s=1.0)):
+    waiting = dict(processes)
+    while waiting or (cluster.replicated and _brokers(settings) < len(cluster.nodes)):
+        for node, process in list(waiting.items()):
+            if asyncio.run(kafka_answers(_at(settings, node), timeout_s=1.0)):
+                del waiting[node]
+            elif process.poll() is not None or time.monotonic() > deadline:
+                raise _start_failure(node, cluster)
+        if time.monotonic() > deadline:
+            raise LocalKafkaError(f"not all brokers of {settings.kafka_bootstrap} registered in time")
+        time.sleep(0.2)
+
+
+def _start_failure(node: LocalBroker, cluster: LocalCluster | None) -> LocalKafkaError:
+    log = _tail(node.log_file)
+    if (
+        cluster is not None
+        and cluster.replicated
+        and "Address already in use" in log
+        and f":{node.controller_port}" in log
+    ):
+        return _ControllerPortTaken(f"controller port {node.controller_port} of {node.address} is taken")
+    return LocalKafkaError(f"Kafka did not start at {node.address}; last lines of {node.log_file}:\n{log}")
+
+
+def _brokers(settings: Settings) -> int:
+    return asyncio.run(live_brokers(settings, timeout_s=1.0))
+
+
+def _at(settings: Settings, node: LocalBroker) -> Settings:
+    """The settings with only this node to bootstrap from: does *it* answer."""
+    return replace(settings, kafka_bootstrap=node.address)
+
+
+def _where(settings: Settings, cluster: LocalCluster, node: LocalBroker) -> str:
+    return f"{node.address} (node {node.node_id})" if cluster.replicated else settings.kafka_bootstrap
+
+
+def _at_address(cluster: LocalCluster, node: LocalBroker) -> str:
+    return f" at {node.address}" if cluster.replicated else ""
+
+
+def _gone(node: LocalBroker) -> bool:
+    return node.pid() is None
+
+
+def _wait_until_it_answers(settings: Settings, node: LocalBroker, gone: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while not asyncio.run(kafka_answers(_at(settings, node), timeout_s=1.0)):
         if gone() or time.monotonic() > deadline:
-            raise LocalKafkaError(
-                f"Kafka did not start at {settings.kafka_bootstrap}; last lines of {broker.log_file}:\n"
-                + _tail(broker.log_file)
-            )
+            raise _start_failure(node, None)
         time.sleep(0.2)
 
 
 def stop(settings: Settings, say: Say = print) -> None:
-    broker = LocalBroker.for_settings(settings)
-    pid = broker.pid()
-    if pid is None:
-        broker.pid_file.unlink(missing_ok=True)
+    """Stop every node this launcher started, by pid: SIGTERM to all, SIGKILL after STOP_TIMEOUT_S."""
+    cluster = local_cluster(settings)
+    running = {node: pid for node in cluster.nodes if (pid := node.pid()) is not None}
+    for node in cluster.nodes:
+        if node not in running:
+            node.pid_file.unlink(missing_ok=True)
+    if not running:
         say(f"no local Kafka of hookstream runs for {settings.kafka_bootstrap}")
         return
-    say(f"stopping Kafka (pid {pid})")
-    os.kill(pid, signal.SIGTERM)
+    for node, pid in running.items():
+        say(f"stopping Kafka{_at_address(cluster, node)} (pid {pid})")
+        os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + STOP_TIMEOUT_S
-    while broker.pid() is not None and time.monotonic() < deadline:
+    while any(node.pid() is not None for node in running) and time.monotonic() < deadline:
         time.sleep(0.1)
-    if broker.pid() is not None:
-        say(f"Kafka did not stop within {STOP_TIMEOUT_S:.0f}s; killing it")
-        os.kill(pid, signal.SIGKILL)
-    broker.pid_file.unlink(missing_ok=True)
+    for node, pid in running.items():
+        if node.pid() is not None:
+            say(f"Kafka at {node.address} did not stop within {STOP_TIMEOUT_S:.0f}s; killing it")
+            os.kill(pid, signal.SIGKILL)
+        node.pid_file.unlink(missing_ok=True)
     say("Kafka stopped")
 
 
 def status(settings: Settings, say: Say = print) -> bool:
-    """Say whether Kafka answers at the bootstrap address; True when it does."""
-    broker = LocalBroker.for_settings(settings)
+    """Say whether Kafka answers, for a cluster one line per node; True when every node answers."""
+    cluster = local_cluster(settings)
+    if not cluster.replicated:
+        return _status_single(settings, cluster.nodes[0], say)
+    answering = 0
+    for node in cluster.nodes:
+        pid = node.pid()
+        answers = asyncio.run(kafka_answers(_at(settings, node), timeout_s=1.0))
+        answering += answers
+        if pid:
+            state = f"pid {pid}, {'answers' if answers else 'does not answer yet'}, log {node.log_file}"
+        else:
+            state = "answers, not started by hookstream" if answers else "not running"
+        say(f"{node.address} node {node.node_id} (controller port {node.controller_port}): {state}")
+    return answering == len(cluster.nodes)
+
+
+def _status_single(settings: Settings, broker: LocalBroker, say: Say) -> bool:
     answers = asyncio.run(kafka_answers(settings))
     pid = broker.pid()
     if answers:
@@ -228,80 +289,25 @@ def status(settings: Settings, say: Say = print) -> bool:
     return answers
 
 
-def _java() -> str:
-    java = shutil.which("java")
-    if java is None:
-        raise LocalKafkaError(
-            f"Java 17 or newer is needed to run the local Kafka: install it, {NO_RUNTIME_HINT}"
-        )
-    probe = subprocess.run([java, "-version"], capture_output=True, text=True, check=False)  # noqa: S603
-    match = re.search(r'version "(\d+)', probe.stderr + probe.stdout)
-    if not match or int(match.group(1)) < 17:
-        raise LocalKafkaError(
-            f"Java 17 or newer is needed to run the local Kafka (found: {probe.stderr.splitlines()[:1]}); "
-            f"install it, {NO_RUNTIME_HINT}"
-        )
-    return java
-
-
-def _fetch_jars(broker: LocalBroker, say: Say) -> None:
-    """Resolve the broker's jars with Maven, once; a partial fetch is redone, never used."""
-    complete = broker.lib_dir.parent / ".complete"
-    if complete.exists():
-        return
-    mvn = shutil.which("mvn")
-    if mvn is None:
-        raise LocalKafkaError(f"Maven is needed to fetch the local Kafka: install it, {NO_RUNTIME_HINT}")
-    work = broker.lib_dir.parent
-    shutil.rmtree(broker.lib_dir, ignore_errors=True)
-    work.mkdir(parents=True, exist_ok=True)
-    (work / "pom.xml").write_text(_POM.format(kafka=KAFKA_VERSION, log4j=LOG4J_VERSION))
-    say(f"fetching Apache Kafka {KAFKA_VERSION} from Maven Central into {work} (once)")
-    process = subprocess.Popen(  # noqa: S603
-        [
-            mvn,
-            "-B",
-            "-f",
-            str(work / "pom.xml"),
-            "dependency:copy-dependencies",
-            f"-DoutputDirectory={broker.lib_dir}",
-            "-DincludeScope=runtime",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert process.stdout is not None
-    transcript, fetched = [], 0
-    for line in process.stdout:
-        transcript.append(line)
-        downloaded = re.search(r"Downloaded from \S+: \S+/([^/\s]+\.jar) \(([^)]*?)(?: at [^)]*)?\)", line)
-        if downloaded:
-            fetched += 1
-            say(f"  [{fetched:3d}] {downloaded.group(1)} ({downloaded.group(2)})")
-    if process.wait() != 0:
-        raise LocalKafkaError("Maven could not fetch Kafka:\n" + "".join(transcript[-25:]))
-    complete.write_text(f"{KAFKA_VERSION}\n")
-    jars = len(list(broker.lib_dir.glob("*.jar")))
-    say(f"fetched {fetched} new artifacts; {jars} jars ready in {broker.lib_dir}")
-
-
-def _write_config(broker: LocalBroker, secure: Mapping[str, str]) -> None:
+def _write_config(broker: LocalBroker, cluster: LocalCluster, extra: Mapping[str, str]) -> None:
+    """The node's log and server properties: ours, with `extra` added or replacing ours."""
     broker.home.mkdir(parents=True, exist_ok=True)
-    (broker.home / "log4j2.properties").write_text(_LOG4J2)
-    plain = _SERVER.format(
-        host=broker.host, port=broker.port, controller_port=broker.controller_port, data=broker.home / "data"
-    )
+    (broker.home / "log4j2.properties").write_text(_LOG4J2 + (_QUORUM_LOG if cluster.replicated else ""))
     config = broker.home / "server.properties"
     config.touch()
     config.chmod(0o600)  # a secure node's properties hold passwords
-    config.write_text(securekafka.override(plain, secure))
+    config.write_text(render({**server_properties(broker, cluster), **extra}))
 
 
-def _format_storage(broker: LocalBroker, java: str, users: list[str]) -> None:
-    if (broker.home / "data" / "meta.properties").exists():
+def _format_storage(broker: LocalBroker, cluster: LocalCluster, java: str, users: list[str]) -> None:
+    """Format a new node's storage: the single broker as a quorum of its own, a cluster's nodes with
+    the cluster's id (their static quorum is in server.properties)."""
+    if broker.formatted:
         return
-    cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    if cluster.cluster_id is None:
+        quorum = ["--standalone", f"--cluster-id={new_cluster_id()}"]
+    else:
+        quorum = [f"--cluster-id={cluster.cluster_id}"]
     result = subprocess.run(  # noqa: S603
         [
             java,
@@ -309,8 +315,7 @@ def _format_storage(broker: LocalBroker, java: str, users: list[str]) -> None:
             str(broker.lib_dir / "*"),
             "kafka.tools.StorageTool",
             "format",
-            "--standalone",
-            f"--cluster-id={cluster_id}",  # one argv word: a random id may start with "-"
+            *quorum,  # --cluster-id=… is one argv word: a random id may start with "-"
             "-c",
             str(broker.home / "server.properties"),
             *users,

@@ -80,7 +80,7 @@ class Settings:
     store: str = "memory://"
     worker_port: int = 6066
     topic_partitions: int = 6
-    replication_factor: int = 1
+    replication_factor: int | None = None  # None: 3 on a cluster of three or more brokers, else 1
     routes_file: Path | None = None
     hootsuite_api_url: str = "https://platform.hootsuite.com"
     hootsuite_client_id: str | None = None
@@ -141,9 +141,7 @@ class Settings:
             topic_partitions=env.get(
                 "HOOKSTREAM_TOPIC_PARTITIONS", default.topic_partitions, _int(1, 10_000)
             ),
-            replication_factor=env.get(
-                "HOOKSTREAM_REPLICATION_FACTOR", default.replication_factor, _int(1, 16)
-            ),
+            replication_factor=env.get("HOOKSTREAM_REPLICATION_FACTOR", None, _int(1, 16)),
             routes_file=env.get("HOOKSTREAM_ROUTES", None, _existing_file),
             hootsuite_api_url=env.get("HOOKSTREAM_HOOTSUITE_API_URL", default.hootsuite_api_url, _http_url),
             hootsuite_client_id=env.get("HOOKSTREAM_HOOTSUITE_CLIENT_ID", None, _nonempty),

@@ -39,7 +39,7 @@ def create_app(settings: Settings, pipeline: Pipeline) -> faust.App:
         store=settings.store,
         datadir=str(worker_dir(settings)),
         topic_partitions=settings.topic_partitions,
-        topic_replication_factor=settings.replication_factor,
+        topic_replication_factor=settings.replication_factor or 1,  # unused: Faust declares no topics
         topic_allow_declare=False,
         # No leader election topic: nothing here uses it, and under ACLs aiokafka logs an ERROR about it.
         topic_disable_leader=True,

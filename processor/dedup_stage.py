@@ -28,9 +28,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeAlias
@@ -58,8 +59,9 @@ from hookstream.settings import Settings
 from hookstream.topics import Topics, Unroutable
 from processor.dedup_batch import Batch, decide
 from processor.metrics import ProcessorMetrics
-from processor.outputs import Refusal, send, send_all
-from processor.seen import SeenStore, decode_seen, dedup_key, open_seen
+from processor.outputs import RETRY_BACKOFF_S, Refusal, send, send_all
+from processor.seen import SeenStore, dedup_key, open_seen
+from processor.state_topic import read_state, state_reader
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +167,7 @@ class DedupStage(ConsumerRebalanceListener):  # type: ignore[misc]
         owner then rebuilds from the topic)."""
         state = [TopicPartition(self._topics.seen, p) for p in partitions]
         try:
-            async with asyncio.timeout(HAND_OVER_TIMEOUT_S), self._state_reader() as reader:
+            async with asyncio.timeout(HAND_OVER_TIMEOUT_S), state_reader(self._settings) as reader:
                 return {tp.partition: end for tp, end in (await reader.end_offsets(state)).items()}
         except (KafkaError, TimeoutError) as exc:
             log.warning("state ends unknown; stores not handed over", extra={"error": repr(exc)})
@@ -178,6 +180,17 @@ class DedupStage(ConsumerRebalanceListener):  # type: ignore[misc]
                     self._partitions[tp.partition] = await self._take_over(tp.partition)
 
     async def _take_over(self, partition: int) -> Partition:
+        """`_try_take_over`, retried while Kafka cannot serve it (a leader or coordinator moving, too few
+        in-sync replicas: transient): a partition left untaken is fetched and skipped, never committed."""
+        delays = itertools.chain(RETRY_BACKOFF_S, itertools.repeat(RETRY_BACKOFF_S[-1]))
+        while True:
+            try:
+                return await self._try_take_over(partition)
+            except KafkaError as exc:
+                log.warning("take-over failed; retrying", extra={"partition": partition, "error": repr(exc)})
+                await asyncio.sleep(next(delays))
+
+    async def _try_take_over(self, partition: int) -> Partition:
         """Fence the previous owner first (exactly_once), then restore what it committed."""
         producer = None
         if self._exactly_once:
@@ -189,14 +202,22 @@ class DedupStage(ConsumerRebalanceListener):  # type: ignore[misc]
                 max_batch_size=PROCESSOR_BATCH_BYTES,
             )
             await producer.start()
-        return Partition(await self._restore(partition), producer)
+        try:
+            return Partition(await self._restore(partition), producer)
+        except BaseException:
+            if producer is not None:
+                await producer.stop()
+            raise
 
     async def _restore(self, partition: int) -> SeenStore:
         """The state partition's committed ids within the window: all of them, or only those after the
         hand-over offset of a disk store handed over in good order."""
         seen = open_seen(self._settings.store, self._window_ms, self._state_dir, self._topics.seen, partition)
         try:
-            read, resumed_at = await self._read_state(seen, partition)
+            async with state_reader(self._settings) as reader:
+                read, resumed_at = await read_state(
+                    reader, TopicPartition(self._topics.seen, partition), seen
+                )
         except BaseException:
             seen.close()  # without a hand-over: a half-read store is worth nothing
             raise
@@ -210,45 +231,6 @@ class DedupStage(ConsumerRebalanceListener):  # type: ignore[misc]
             },
         )
         return seen
-
-    async def _read_state(self, seen: SeenStore, partition: int) -> tuple[int, int | None]:
-        """Add the committed state records to `seen`; return how many were read, and from which
-        hand-over offset (None: from the beginning)."""
-        async with self._state_reader() as reader:
-            tp = TopicPartition(self._topics.seen, partition)
-            reader.assign([tp])
-            begin = (await reader.beginning_offsets([tp]))[tp]
-            end = (await reader.end_offsets([tp]))[tp]
-            resumed_at = seen.take_over()
-            if resumed_at is not None and resumed_at > end:  # not this topic's history: start over
-                seen.clear()
-                resumed_at = None
-            reader.seek(tp, max(begin, resumed_at or 0))
-            read, now_ms = 0, _now_ms()
-            while await reader.position(tp) < end:
-                for record in (await reader.getmany(tp, timeout_ms=500)).get(tp, []):
-                    read += 1
-                    first_seen, event_ids = decode_seen(record.value)
-                    if now_ms - first_seen < self._window_ms:
-                        for event_id in event_ids:
-                            seen.add(event_id, first_seen)
-        return read, resumed_at
-
-    @contextlib.asynccontextmanager
-    async def _state_reader(self) -> AsyncIterator[AIOKafkaConsumer]:
-        """A consumer of committed state records, outside any group."""
-        reader = clients.consumer(
-            self._settings,
-            enable_auto_commit=False,
-            isolation_level="read_committed",
-            # Its stop waits for the fetch in flight: a long wait would delay every take-over by as long.
-            fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
-        )
-        await reader.start()
-        try:
-            yield reader
-        finally:
-            await reader.stop()
 
     # -- the loop --
 
@@ -404,7 +386,9 @@ class DedupStage(ConsumerRebalanceListener):  # type: ignore[misc]
         assert self._consumer is not None
         await self._partitions[batch.tp.partition].release()
         self._partitions[batch.tp.partition] = await self._take_over(batch.tp.partition)
-        committed = await self._consumer.committed(batch.tp)
+        committed = None
+        with contextlib.suppress(KafkaError):  # unknown now: the batch's first offset, its last commit
+            committed = await self._consumer.committed(batch.tp)
         self._consumer.seek(batch.tp, committed if committed is not None else batch.records[0].offset)
 
 

@@ -91,9 +91,10 @@ def make_app(
             app.router.add_route(endpoint.method, endpoint.path, handler)
 
     async def readyz(_: web.Request) -> web.Response:
-        if await sink.ready():
+        blocker = await sink.blocker()
+        if blocker is None:
             return web.json_response({"status": "ready"})
-        return web.json_response({"status": "kafka unreachable"}, status=503)
+        return web.json_response({"status": "not ready", "reason": blocker}, status=503)
 
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

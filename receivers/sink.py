@@ -14,7 +14,7 @@ from typing import Protocol
 from aiokafka.errors import KafkaError
 
 from hookstream.access import AUTHORIZATION, REFUSED_RETRY_S, KafkaRefused, authorization, refusal
-from hookstream.kafka import DurableProducer, ensure_topics, kafka_answers, topic_spec
+from hookstream.kafka import DurableProducer, kafka_answers, topic_admin, topic_spec
 from hookstream.settings import Settings
 from hookstream.topics import Topics
 from receivers.delivery import Delivery
@@ -32,7 +32,7 @@ class RawSink(Protocol):
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
     async def deliver(self, delivery: Delivery) -> None: ...
-    async def ready(self) -> bool: ...
+    async def blocker(self) -> str | None: ...
 
 
 class KafkaSink:
@@ -42,8 +42,10 @@ class KafkaSink:
         self._settings = settings
         self._producer: DurableProducer | None = None
         self._started: asyncio.Task[None] | None = None
-        self._ready_at = -1.0
-        self._ready = False
+        self._raw = Topics(settings.namespace).all_raw
+        self._min_insync: dict[str, int] = {}
+        self._checked_at = -1.0
+        self._blocker: str | None = "not connected to Kafka yet"
         self._refused: str | None = None  # why the broker turned this client away, until it lets it in
 
     async def start(self) -> None:
@@ -65,10 +67,9 @@ class KafkaSink:
             )
             try:
                 await self._producer.start()
-                await ensure_topics(
-                    self._settings,
-                    (topic_spec(self._settings, t) for t in Topics(self._settings.namespace).all_raw),
-                )
+                async with topic_admin(self._settings) as admin:
+                    await admin.ensure(topic_spec(self._settings, topic) for topic in self._raw)
+                    self._min_insync = await admin.min_insync(self._raw)
             except (KafkaError, OSError, KafkaRefused) as exc:
                 await self._producer.stop()
                 refused = await refusal(exc, self._settings, "WRITE")
@@ -113,15 +114,25 @@ class KafkaSink:
             raise SinkUnavailable(type(exc).__name__) from exc
         self._refused = None
 
-    async def ready(self) -> bool:
-        """Whether a broker answers now; asked at most once a second however often probes come."""
+    async def blocker(self) -> str | None:
+        """Why a delivery cannot be written now, None when it can; asked at most once a second however
+        often probes come. Not connected, refused by the broker, no broker answering this client's own
+        credentials (a changed password shows), or, as the producer sees the cluster, a raw partition
+        without a reachable leader or with fewer in-sync replicas reachable than min.insync.replicas."""
         loop = asyncio.get_running_loop()
-        if loop.time() - self._ready_at > READINESS_CACHE_S:
-            self._ready_at = loop.time()
-            connected = bool(self._started and self._started.done()) and self._refused is None
-            # kafka_answers logs in with this client's own credentials: a changed password shows.
-            self._ready = connected and await kafka_answers(self._settings, timeout_s=READINESS_CACHE_S)
-        return self._ready
+        if loop.time() - self._checked_at > READINESS_CACHE_S:
+            self._checked_at = loop.time()
+            self._blocker = await self._find_blocker()
+        return self._blocker
+
+    async def _find_blocker(self) -> str | None:
+        if self._producer is None or self._started is None or not self._started.done():
+            return "not connected to Kafka yet"
+        if self._refused is not None:
+            return self._refused
+        if not await kafka_answers(self._settings, timeout_s=READINESS_CACHE_S):
+            return "no broker answers"
+        return await self._producer.write_blocker(self._raw, self._min_insync, timeout_s=READINESS_CACHE_S)
 
 
 class MemorySink:
@@ -150,8 +161,8 @@ class MemorySink:
             raise SinkUnavailable("memory sink set to fail")
         self.deliveries.append(delivery)
 
-    async def ready(self) -> bool:
-        return not (self.fail or self.stall)
+    async def blocker(self) -> str | None:
+        return "memory sink set to fail" if self.fail or self.stall else None
 
     async def wait_stalled(self, count: int) -> None:
         """Return once `count` deliveries in all have waited on the stalled sink."""

@@ -28,8 +28,9 @@ _DESCRIPTION = (
     "on the dead-letter topic. Each event's `dataschema` names the JSON Schema of its `data` "
     "(schemas/<name>.v<N>.json); schemas/cloudevent.json describes the envelope. Topic names are those "
     "of the default namespace `hookstream`: another HOOKSTREAM_NAMESPACE replaces that prefix. "
-    "Partitions and replicas are the defaults of HOOKSTREAM_TOPIC_PARTITIONS and "
-    "HOOKSTREAM_REPLICATION_FACTOR. The `<ns>.internal.*` topics are hookstream's own state, not part of "
+    "Partitions are the default of HOOKSTREAM_TOPIC_PARTITIONS; replicas are HOOKSTREAM_REPLICATION_FACTOR "
+    "where it is set, else 3 (min.insync.replicas 2) on a cluster of three or more brokers and 1 on a "
+    "smaller one. The `<ns>.internal.*` topics are hookstream's own state, not part of "
     "the contract."
 )
 _EVENT_HEADERS = {
@@ -118,7 +119,7 @@ def _channel(
     kafka: JSON = {} if "{" in address else {"topic": address}
     kafka |= {
         "partitions": spec.partitions,
-        "replicas": spec.replication_factor,
+        **({"replicas": spec.replication_factor} if spec.replication_factor else {}),  # else by cluster
         "topicConfiguration": {
             "cleanup.policy": spec.config.get("cleanup.policy", "delete").split(","),
             "retention.ms": int(spec.config["retention.ms"]),

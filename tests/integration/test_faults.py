@@ -128,13 +128,13 @@ async def test_scaling_out_and_in_under_load_loses_and_doubles_nothing(
     receivers = await stack.receivers()
     first = await stack.worker()
     scaled_in = asyncio.Event()  # a fast worker can finish a fixed load before a second one has joined
-    sender = Sender(f"{receivers.url}/webhooks/websitetoolbox/{FORUM_TOKEN}", total=3000, until=scaled_in)
+    sender = Sender(f"{receivers.url}/webhooks/websitetoolbox/{FORUM_TOKEN}", total=4000, until=scaled_in)
     sending = asyncio.create_task(sender.run())
 
-    async def third() -> bool:
-        return len(sender.acked) >= sender.total // 3
+    async def started() -> bool:  # early: the second worker must join while the load still comes
+        return len(sender.acked) >= 300
 
-    await when(third, "a third of the load")
+    await when(started, "the first 300 deliveries")
     second = await stack.worker()
 
     async def both_busy() -> bool:

@@ -20,7 +20,7 @@ def test_defaults_match_the_spec() -> None:
     assert settings.dedup_window_s == 7 * 86400
     assert settings.processing_guarantee == "at_least_once"
     assert settings.store == "memory://"
-    assert (settings.topic_partitions, settings.replication_factor) == (6, 1)
+    assert (settings.topic_partitions, settings.replication_factor) == (6, None)
     assert settings.hootsuite_sso_tolerance_s == 300
     assert settings.hootsuite_sso_sha1 is False
     assert settings.hootsuite_api_url == "https://platform.hootsuite.com"
