@@ -72,10 +72,13 @@ class _ControllerPortTaken(LocalKafkaError):
 def start(settings: Settings, say: Say = print, *, secure: bool = False) -> None:
     """Start every node of the bootstrap list that is not running; leave the running ones alone."""
     cluster = local_cluster(settings)
-    if secure and cluster.replicated:
-        raise LocalKafkaError("--secure starts one node: give HOOKSTREAM_KAFKA_BOOTSTRAP one address")
     broker = cluster.nodes[0]
-    secured = securekafka.SecureNode(broker.home, broker.host, broker.port) if secure else None
+    # A cluster's nodes share the first node's users and certificates (under its directory).
+    secured = (
+        securekafka.SecureNode(broker.home, broker.host, broker.port, mtls=not cluster.replicated)
+        if secure
+        else None
+    )
     probe = settings
     if secured is not None:
         secured.prepare()
@@ -130,10 +133,11 @@ def _launch(
 ) -> None:
     """Start the `down` nodes together (a cluster serves only with a quorum of its controllers) and
     wait until each answers, and for a cluster until all its brokers are registered. `secure` adds its
-    listeners, users and ACL settings to the (single) node's properties."""
+    listeners, users and ACL settings to every node's properties."""
     cluster.save()
     for node in down:
-        _write_config(node, cluster, secure.properties(node.controller_port) if secure else {})
+        extra = secure.properties(node.controller_port, host=node.host, port=node.port) if secure else {}
+        _write_config(node, cluster, extra)
         _format_storage(node, cluster, java, secure.format_args() if secure else [])
     begun = time.monotonic()
     processes = {}

@@ -113,6 +113,7 @@ class SecureNode:
     home: Path
     host: str
     port: int
+    mtls: bool = True  # the extra mutual-TLS listener on port + 2 (a single node's)
 
     @property
     def dir(self) -> Path:
@@ -174,17 +175,23 @@ class SecureNode:
         _write_private(self.tls_dir / "ca.key", pem_key(ca_key))
         self.ca_file.write_bytes(pem_cert(ca))  # last: its presence says the rest is there
 
-    def properties(self, controller_port: int) -> dict[str, str]:
-        """What this node's server.properties must say on top of the launcher's PLAINTEXT ones."""
+    def properties(
+        self, controller_port: int, *, host: str | None = None, port: int | None = None
+    ) -> dict[str, str]:
+        """What a node's server.properties must say on top of the launcher's PLAINTEXT ones: this node's,
+        or (`host`, `port`) another node of its cluster, which shares its users and certificates. Only a
+        single node has the mutual-TLS listener (a cluster's ports leave no room for a second one each)."""
+        host, port = host or self.host, port or self.port
         users = self.passwords()
         scram = f'{_LOGIN}.scram.ScramLoginModule required username="{ADMIN}" password="{users[ADMIN]}";'
         secret = users[CONTROLLER_USER]
         plain = f'{_LOGIN}.plain.PlainLoginModule required username="{CONTROLLER_USER}" password="{secret}"'
+        mtls = f",SSL://{host}:{self.mtls_port}" if self.mtls else ""
         return {
-            "listeners": f"SASL_SSL://{self.host}:{self.port},CONTROLLER://{self.host}:{controller_port},"
-            f"SSL://{self.host}:{self.mtls_port}",
-            "advertised.listeners": f"SASL_SSL://{self.host}:{self.port},SSL://{self.host}:{self.mtls_port}",
-            "listener.security.protocol.map": "SASL_SSL:SASL_SSL,CONTROLLER:SASL_PLAINTEXT,SSL:SSL",
+            "listeners": f"SASL_SSL://{host}:{port},CONTROLLER://{host}:{controller_port}{mtls}",
+            "advertised.listeners": f"SASL_SSL://{host}:{port}{mtls}",
+            "listener.security.protocol.map": "SASL_SSL:SASL_SSL,CONTROLLER:SASL_PLAINTEXT"
+            + (",SSL:SSL" if self.mtls else ""),
             "inter.broker.listener.name": "SASL_SSL",
             "sasl.enabled.mechanisms": MECHANISM,
             "sasl.mechanism.inter.broker.protocol": MECHANISM,
@@ -192,7 +199,7 @@ class SecureNode:
             "sasl.mechanism.controller.protocol": "PLAIN",
             "listener.name.controller.sasl.enabled.mechanisms": "PLAIN",
             "listener.name.controller.plain.sasl.jaas.config": f'{plain} user_{CONTROLLER_USER}="{secret}";',
-            "listener.name.ssl.ssl.client.auth": "required",
+            **({"listener.name.ssl.ssl.client.auth": "required"} if self.mtls else {}),
             "ssl.principal.mapping.rules": "RULE:^CN=([a-zA-Z0-9._-]+)$/$1/,DEFAULT",
             "ssl.keystore.type": "PEM",
             "ssl.keystore.location": str(self.tls_dir / "broker-keystore.pem"),
@@ -231,14 +238,14 @@ class SecureNode:
         """`base` with `role`'s credentials on the SASL_SSL listener."""
         return dataclasses.replace(base, kafka_security=self.security(role))
 
-    def write_env_files(self) -> list[Path]:
-        """`<role>.env` (SASL_SSL) and `<role>-mtls.env` (client certificate) for every role, mode 600."""
+    def write_env_files(self, bootstrap: str) -> list[Path]:
+        """`<role>.env` (SASL_SSL at `bootstrap`) and, for a single node, `<role>-mtls.env` (client
+        certificate) for every role, mode 600."""
         written = []
         for role in acls.ROLES:
-            for mtls in (False, True):
-                port = self.mtls_port if mtls else self.port
+            for mtls in (False, True) if self.mtls else (False,):
                 lines = {
-                    "HOOKSTREAM_KAFKA_BOOTSTRAP": f"{self.host}:{port}",
+                    "HOOKSTREAM_KAFKA_BOOTSTRAP": f"{self.host}:{self.mtls_port}" if mtls else bootstrap,
                     **env_lines(self.security(role, mtls=mtls)),
                 }
                 path = self.env_file(role, mtls=mtls)
@@ -250,7 +257,7 @@ class SecureNode:
 async def grant(node: SecureNode, settings: Settings) -> list[Path]:
     """Once the node answers: the ACLs of every role for `settings.namespace`, then the env files."""
     await acls.apply(node.settings(settings), acls.all_acls(settings.namespace))
-    return node.write_env_files()
+    return node.write_env_files(settings.kafka_bootstrap)
 
 
 def env_lines(security: KafkaSecurity) -> dict[str, str]:

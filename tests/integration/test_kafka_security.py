@@ -243,3 +243,43 @@ def test_contradictory_settings_stop_startup_with_one_line(
     started = run_cli("receivers", env=env, timeout=30)
     assert started.returncode == 2
     assert re.fullmatch(f"hookstream: bad setting {named}: [^\n]+\n", started.stderr), started.stderr
+
+
+async def test_a_secure_three_node_cluster_replicates_over_its_authenticated_listeners(
+    namespace: str,
+) -> None:
+    """SPEC §8: `--secure` works for several addresses too. Every node takes the same users and
+    certificates; brokers replicate and elect over SASL_SSL and SASL controller listeners; each role's
+    env file names every node, and the ACLs hold on each."""
+    cache_dir = Settings.from_env().cache_dir
+    ports = [three_free_ports() for _ in range(3)]
+    env = {
+        "HOOKSTREAM_KAFKA_BOOTSTRAP": ",".join(f"localhost:{port}" for port in ports),
+        "HOOKSTREAM_CACHE_DIR": str(cache_dir),
+    }
+    started = run_cli("kafka", "start", "--secure", env=env, timeout=300)
+    try:
+        assert started.returncode == 0, started.stdout + started.stderr
+        home = next(cache_dir.glob(f"cluster-{ports[0]}-*")) / f"broker-{ports[0]}"
+        cluster = SecureBroker(home)
+        assert cluster.env("admin")["HOOKSTREAM_KAFKA_BOOTSTRAP"] == env["HOOKSTREAM_KAFKA_BOOTSTRAP"]
+        assert not (home / "secure" / "admin-mtls.env").exists(), "mutual TLS is a single node's"
+        admin_env = {**cluster.env("admin"), "HOOKSTREAM_NAMESPACE": namespace}
+        for command in (("topics",), ("acls", "--apply")):
+            done = run_cli(*command, env=admin_env)
+            assert done.returncode == 0, done.stderr
+        topics = Topics(namespace)
+        admin = clients.admin(cluster.settings("admin", namespace))
+        await admin.start()
+        try:
+            (described,) = await admin.describe_topics([topics.raw("x")])
+        finally:
+            await admin.close()
+        assert {(len(p["replicas"]), len(p["isr"])) for p in described["partitions"]} == {(3, 3)}
+        await write(cluster.settings("receivers", namespace), topics.raw("x"))  # acks=all: 3 in sync
+        forged = await refusal(write(cluster.settings("worker", namespace), topics.raw("x")))
+        assert isinstance(forged, TopicAuthorizationFailedError)
+    finally:
+        run_cli("kafka", "stop", env=env)
+        for root in cache_dir.glob(f"cluster-{ports[0]}-*"):
+            shutil.rmtree(root, ignore_errors=True)

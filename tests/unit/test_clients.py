@@ -125,3 +125,14 @@ def test_the_secure_node_authenticates_every_listener_and_has_no_anonymous_super
         "admin",
     }
     assert oct((tmp_path / "secure" / "passwords.json").stat().st_mode & 0o777) == "0o600"
+
+
+def test_the_nodes_of_a_secure_cluster_share_users_and_listen_on_their_own_ports(tmp_path: Path) -> None:
+    first = SecureNode(tmp_path, "localhost", 21092, mtls=False)
+    one, two = first.properties(25001), first.properties(25002, host="localhost", port=21093)
+    assert one["listeners"] == "SASL_SSL://localhost:21092,CONTROLLER://localhost:25001"
+    assert two["listeners"] == "SASL_SSL://localhost:21093,CONTROLLER://localhost:25002"
+    assert two["advertised.listeners"] == "SASL_SSL://localhost:21093"
+    assert "SSL:SSL" not in two["listener.security.protocol.map"], "no mutual-TLS listener in a cluster"
+    for key in ("listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config", "ssl.keystore.location"):
+        assert one[key] == two[key]
