@@ -90,7 +90,7 @@ def decide(tp: TopicPartition, records: list[Record], seen: SeenStore, now_ms: i
     duplicates, unroutable = Counter[str](), Counter[str]()
     for record in records:
         headers = dict(record.headers)
-        key = dedup_key(headers.get(H.EVENT_ID, b"").decode("utf-8", "replace"))
+        key = event_key(headers)
         if seen.seen(key, now_ms) or key in fresh:
             duplicates[source_of(headers)] += 1
             continue
@@ -99,6 +99,11 @@ def decide(tp: TopicPartition, records: list[Record], seen: SeenStore, now_ms: i
         unroutable.update(reason for reason in headers.get(H.UNROUTABLE, b"").decode().split(",") if reason)
     state = [Output(topics.seen, None, encode_seen(now_ms, fresh), partition=tp.partition)] if fresh else []
     return Batch(tp, records, fresh, outputs, state, now_ms, duplicates, unroutable)
+
+
+def event_key(headers: Mapping[str, bytes]) -> str:
+    """The dedup key of a keyed record: its event id, as the state keeps it."""
+    return dedup_key(headers.get(H.EVENT_ID, b"").decode("utf-8", "replace"))
 
 
 def source_of(headers: Mapping[str, bytes]) -> str:

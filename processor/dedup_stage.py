@@ -45,7 +45,6 @@ from aiokafka import (
 from aiokafka.errors import KafkaError, ProducerFenced
 
 from hookstream import clients
-from hookstream import headers as H
 from hookstream.kafka import (
     FETCH_MAX_WAIT_MS,
     PROCESSOR_BATCH_BYTES,
@@ -57,10 +56,10 @@ from hookstream.kafka import (
 from hookstream.refusals import refused_for_good
 from hookstream.settings import Settings
 from hookstream.topics import Topics, Unroutable
-from processor.dedup_batch import Batch, decide
+from processor.dedup_batch import Batch, decide, event_key
 from processor.metrics import ProcessorMetrics
 from processor.outputs import RETRY_BACKOFF_S, Refusal, send, send_all
-from processor.seen import SeenStore, dedup_key, open_seen
+from processor.seen import SeenStore, open_seen
 from processor.state_topic import read_state, state_reader
 
 log = logging.getLogger(__name__)
@@ -359,8 +358,7 @@ class DedupStage(ConsumerRebalanceListener):  # type: ignore[misc]
             if refusal.output.topic == self._topics.dlq or refusal.output.of is None:
                 log.error("a dead letter was refused; retrying", extra={"error": refusal.detail})
                 continue
-            event_id = dict(refusal.output.of.headers).get(H.EVENT_ID, b"").decode("utf-8", "replace")
-            self._refused[dedup_key(event_id)] = refusal.detail
+            self._refused[event_key(dict(refusal.output.of.headers))] = refusal.detail
             log.warning("an event was refused for good; dead-lettering it", extra={"error": refusal.detail})
 
     def _remember(self, batch: Batch) -> None:

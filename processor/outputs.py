@@ -62,7 +62,7 @@ def published(record: Any) -> list[Output]:
     named = dict(record.headers)
     topics = [topic for topic in named.get(H.OUT_TOPICS, b"").decode().split(",") if topic]
     if H.ERROR in named:
-        kept = tuple((name, v) for name, v in record.headers if name not in H.KEYED_ONLY)
+        kept = without_keyed_only(record.headers)
         key = named.get(H.RAW_KEY)
         return [Output(topic, key, record.value or b"", kept, of=record) for topic in topics]
     return [Output(topic, record.key, record.value or b"", EVENT_HEADERS, of=record) for topic in topics]
@@ -71,10 +71,15 @@ def published(record: Any) -> list[Output]:
 def unwritable(dlq: str, record: Any, detail: str) -> Output:
     """The dead letter of a keyed record whose event Kafka refused for good: the event as it is (its
     `hsraw` names the raw record), under its subject, with the refusal; `hs-origin` is the keyed record."""
-    kept = tuple((name, v) for name, v in record.headers if name not in H.KEYED_ONLY)
+    kept = without_keyed_only(record.headers)
     origin = f"{record.topic}/{record.partition}/{record.offset}".encode()
     reason = ((H.ERROR, UNWRITABLE.encode()), (H.ERROR_DETAIL, error_detail(detail)), (H.ORIGIN, origin))
     return Output(dlq, record.key, record.value or b"", kept + reason)
+
+
+def without_keyed_only(headers: Sequence[tuple[str, bytes]]) -> Headers:
+    """A keyed record's headers less those that never leave the keyed topic."""
+    return tuple((name, value) for name, value in headers if name not in H.KEYED_ONLY)
 
 
 def error_detail(detail: str) -> bytes:

@@ -69,16 +69,11 @@ class Pipeline:
         Kafka refuses for good leaves the dead letter of its raw record instead."""
         await self._started.wait()
         assert self._producer is not None
-        outputs: list[Output] = []
-        raw_of: dict[int, RawRecord] = {}  # id of a keyed output → the raw record it came from
-        for raw in records:
-            for output in self.outputs_of(raw):
-                outputs.append(output)
-                raw_of[id(output)] = raw
+        outputs = [output for raw in records for output in self.outputs_of(raw)]
         refused = await send_all(self._producer, outputs)
         dead: dict[str, Output] = {}  # one dead letter per raw record, however many of its events
         for refusal in refused:
-            raw = raw_of[id(refusal.output)]
+            raw = refusal.output.of  # the raw record every keyed output carries
             if raw.origin not in dead:
                 dead[raw.origin] = self.dead_letter(raw, UNWRITABLE, refusal.detail)
         letters = list(dead.values())
@@ -128,7 +123,7 @@ class Pipeline:
         if routing.unroutable:
             headers += ((H.UNROUTABLE, ",".join(routing.unroutable).encode()),)
         key = (event.subject or event.id).encode()
-        return Output(self._topics.keyed, key, cloudevents.encode(event, raw), headers)
+        return Output(self._topics.keyed, key, cloudevents.encode(event, raw), headers, of=raw)
 
     def dead_letter(self, raw: RawRecord, reason: str, detail: str) -> Output:
         """The dead letter of `raw` on its way to the dedup stage, which publishes it as it is (less the
@@ -145,7 +140,7 @@ class Pipeline:
         ]
         if raw.key is not None:
             headers.append((H.RAW_KEY, raw.key))
-        return Output(self._topics.keyed, raw.origin.encode(), raw.value, tuple(headers))
+        return Output(self._topics.keyed, raw.origin.encode(), raw.value, tuple(headers), of=raw)
 
 
 def source_label(raw: RawRecord) -> str:
