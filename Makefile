@@ -6,10 +6,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 PYTEST_ARGS ?=
-# Two workers, a module each at a time (module-scoped brokers start once), the longest modules first:
-# most of a Kafka test is waiting on Kafka, so two share two cores well.
+# Two workers, a module (or a group of modules) each at a time, the longest first (tests/integration/
+# conftest.py): most of a Kafka test is waiting on Kafka, so two share two cores well.
 PYTEST_WORKERS ?= 2
-PARALLEL := -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder
+PARALLEL := -n $(PYTEST_WORKERS) --dist loadgroup --no-loadscope-reorder
 
 .PHONY: install run test unit lint bench clean
 

@@ -50,15 +50,20 @@ def own_broker() -> Iterator[dict[str, str]]:
     shutil.rmtree(cache_dir / f"broker-{port}", ignore_errors=True)
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The longest modules first (`long` marks them with their seconds), the rest in their order: `make
-    test` runs modules on two workers (pytest-xdist, `--dist loadfile`), which take modules in this
-    order, so that a long module started last does not keep one worker busy after the other is done."""
+    """`make test` runs the suite on two workers (pytest-xdist, `--dist loadgroup`), a group of tests at a
+    time: each module is a group (its module-scoped brokers start once) unless it names one with
+    `xdist_group` (modules that must not overlap share one). The longest (`long` marks them with their
+    seconds) go first, so that a long module started last does not keep one worker busy alone."""
 
     def seconds(item: pytest.Item) -> float:
         marker = item.get_closest_marker("long")
         return float(marker.args[0]) if marker is not None else 0.0
 
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.partition("::")[0]))
     items.sort(key=seconds, reverse=True)
 
 

@@ -30,7 +30,7 @@ from tests.integration.harness import (
 from tests.support import FORUM_TOKEN, forum_event, run_cli, x_signature
 
 RATE_PER_S = 250
-pytestmark = pytest.mark.long(240)
+pytestmark = [pytest.mark.long(240), pytest.mark.xdist_group("broker-faults")]  # see test_replicated_kafka
 
 
 class Sender:
@@ -151,6 +151,7 @@ async def test_scaling_out_and_in_under_load_loses_and_doubles_nothing(
     assert max(published.values()) == 1
 
 
+@pytest.mark.timeout(300)  # the outage, and a broker started twice: slow on a loaded machine
 async def test_a_20s_broker_outage_under_load_is_503s_then_recovery_with_nothing_lost(
     stack: Stack, namespace: str, own_broker: dict[str, str]
 ) -> None:

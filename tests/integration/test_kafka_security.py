@@ -22,8 +22,6 @@ from hookstream.topics import Topics
 from tests.integration.harness import Service, Stack, eventually, read_topic
 from tests.support import FORUM_TOKEN, USER_CREATED, broker_port, run_cli
 
-pytestmark = pytest.mark.long(110)
-
 Env = dict[str, str]
 
 

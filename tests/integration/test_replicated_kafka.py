@@ -39,8 +39,8 @@ from tests.support import FORUM_TOKEN, forum_event, run_cli
 
 RATE_PER_S = 40  # per stack: steady, far below what the receivers and a worker can do on 2 cores
 RECOVERY_S = 120.0  # generous: the machine is shared; Kafka fences a dead broker after ~9 s
-# each test drives several faults through one cluster
-pytestmark = [pytest.mark.timeout(600), pytest.mark.long(300)]
+# Each test drives several faults through one cluster; the broker fault modules never run side by side.
+pytestmark = [pytest.mark.timeout(600), pytest.mark.long(300), pytest.mark.xdist_group("broker-faults")]
 _LEADER = re.compile(r"\[RaftManager id=(\d+)\] Completed transition to Leader\(.*?epoch=(\d+)")
 
 
