@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from aiokafka import AIOKafkaProducer, TopicPartition
 
 from processor.dedup_batch import Batch
-from processor.outputs import Sent
+from processor.outputs import Output
 from processor.seen import SeenStore
 
 # How long an exactly_once transaction gathers polls before it commits: Kafka Streams' commit interval
@@ -23,31 +23,26 @@ POLL_MS = 200  # the longest a poll waits when no transaction is open
 
 @dataclass
 class Transaction:
-    """An open exactly_once transaction of one partition: the batches it holds and what was sent."""
+    """The batches one partition's polls decided since its last commit, to be written in one Kafka
+    transaction when due. Nothing of it is in Kafka before: a read_committed reader would not see it
+    sooner, and one send per transaction is fewer requests than one per poll."""
 
     began_s: float  # monotonic
-    first_offset: int  # where the partition starts over if this transaction fails and no commit is known
+    first_offset: int  # where the partition starts over if the commit fails and no commit is known
     batches: list[Batch] = field(default_factory=list)
-    sent: list[Sent] = field(default_factory=list)
     fresh: set[str] = field(default_factory=set)  # dedup keys first seen here, not committed yet
 
-    def add(self, batch: Batch, sent: list[Sent]) -> None:
-        self.batches.append(batch)
-        self.sent.extend(sent)
-        self.fresh.update(batch.fresh)
+    @property
+    def outputs(self) -> list[Output]:
+        return [o for batch in self.batches for o in (*batch.outputs, *batch.letters, *batch.state)]
 
     @property
     def offsets(self) -> dict[TopicPartition, int]:
-        return self.batches[-1].offsets if self.batches else {}
-
-    @property
-    def failed(self) -> bool:
-        """Some output was already not written: the transaction can only abort, and should soon."""
-        return any(ack.done() and not ack.cancelled() and ack.exception() for ack, _ in self.sent)
+        return self.batches[-1].offsets
 
     def due_in_s(self, now_s: float) -> float:
         """How long until it should commit; 0 or less: now."""
-        return 0.0 if self.failed else self.began_s + TRANSACTION_INTERVAL_S - now_s
+        return self.began_s + TRANSACTION_INTERVAL_S - now_s
 
 
 @dataclass
@@ -58,6 +53,13 @@ class Partition:
     producer: AIOKafkaProducer | None  # the partition's transactional producer under exactly_once
     open: Transaction | None = None  # exactly_once: the transaction gathering this partition's polls
 
+    def gather(self, batch: Batch, now_s: float) -> None:
+        """`batch` joins the open transaction, which begins with it if none is open."""
+        if self.open is None:
+            self.open = Transaction(now_s, batch.records[0].offset)
+        self.open.batches.append(batch)
+        self.open.fresh.update(batch.fresh)
+
     @property
     def pending(self) -> set[str]:
         """Dedup keys first seen in the open transaction: seen for the partition's later records, though
@@ -66,8 +68,8 @@ class Partition:
 
     async def release(self, handed_over_at: int | None = None) -> None:
         """Let go; `handed_over_at` (the state partition's end, all of it in `seen`) keeps a disk store
-        for the next owner on this disk. An open transaction is left to the next owner's producer,
-        whose init aborts it."""
+        for the next owner on this disk. An open transaction is dropped: its records were not committed,
+        and are read again."""
         self.open = None
         self.seen.close(handed_over_at)
         if self.producer is not None:

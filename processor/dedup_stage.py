@@ -11,11 +11,11 @@ A consume-transform-produce loop of our own over `<ns>.internal.keyed`, in its o
 - `exactly_once`: one transactional producer per input partition (transactional id `<ns>-dedup-<p>`).
   When p is assigned, the new producer's init fences any zombie owner and aborts its open transaction;
   only then is the state restored (read_committed) and records consumed. A transaction gathers the
-  partition's polls for `TRANSACTION_INTERVAL_S` (Kafka Streams' commit interval under exactly_once)
-  and commits their outputs, state records and input offset together: one commit costs about 2 ms of
-  CPU whatever it holds, and a poll at full speed holds a few records a partition. Memory and metrics
-  change after the commit; until then the open transaction's ids count as seen for the partition's
-  later records. A hand-over (revocation, stop) commits the open transaction first.
+  batches the partition's polls decide for `TRANSACTION_INTERVAL_S` (Kafka Streams' commit interval
+  under exactly_once), then writes their outputs, state records and input offset in one Kafka
+  transaction: one commit costs about 2 ms of CPU whatever it holds, and a poll at full speed holds a
+  few records a partition. Memory and metrics change after the commit; until then the gathered ids
+  count as seen for the partition's later records. A hand-over (revocation, stop) commits first.
 - `at_least_once`: for all partitions of one poll together, outputs are sent and acknowledged, then the
   state records, then the offsets are committed in one request. A crash can publish an event twice,
   never lose one. (One commit per poll, not per partition: the consumer serializes commits, and six of
@@ -36,8 +36,7 @@ import contextlib
 import itertools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from functools import partial
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypeAlias
 
@@ -72,7 +71,6 @@ log = logging.getLogger(__name__)
 Record: TypeAlias = Any  # aiokafka's ConsumerRecord[bytes, bytes]; aiokafka ships no type information
 MAX_POLL_RECORDS = 1000
 RETRY_DELAY_S = 0.5
-Step: TypeAlias = Callable[[int, Partition], Awaitable[None]]  # one step of partition p's transaction
 
 
 class DedupStage(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -147,7 +145,7 @@ class DedupStage(ConsumerRebalanceListener):  # type: ignore[misc]
             return
         for p in partitions:  # a clean hand-over keeps what the open transactions did
             if self._partitions[p].open is not None:
-                await self._transactional(p, self._commit, start_over=False)
+                await self._transactional(p, start_over=False)
         partitions = [p for p in partitions if p in self._partitions]  # less those fenced meanwhile
         on_disk = self._settings.store.startswith("rocksdb://")  # memory does not outlive its owner
         ends = await state_ends(self._settings, partitions) if on_disk else {}
@@ -221,71 +219,47 @@ class DedupStage(ConsumerRebalanceListener):  # type: ignore[misc]
                     await self._commit_in_order(batches)
 
     async def _transact(self, batches: list[Batch]) -> None:
-        """exactly_once: each batch into its partition's open transaction, then the due ones committed."""
-        await asyncio.gather(
-            *(
-                self._transactional(b.tp.partition, partial(self._extend, b), from_offset=b.records[0].offset)
-                for b in batches
-            )
-        )
-        await asyncio.gather(
-            *(self._transactional(p, self._commit) for p in due(self._partitions, time.monotonic()))
-        )
+        """exactly_once: each batch joins its partition's open transaction; the due ones commit."""
+        now_s = time.monotonic()
+        for batch in batches:
+            self._partitions[batch.tp.partition].gather(batch, now_s)
+        await asyncio.gather(*(self._transactional(p) for p in due(self._partitions, now_s)))
 
-    async def _transactional(
-        self, p: int, step: Step, *, from_offset: int | None = None, start_over: bool = True
-    ) -> None:
-        """exactly_once: one step of partition p's transaction. Fenced: another worker owns p now, let
+    async def _transactional(self, p: int, *, start_over: bool = True) -> None:
+        """exactly_once: commit partition p's open transaction. Fenced: another worker owns p now, let
         go. Any other Kafka error (an event refused for good among them): start p over from its last
-        commit, else from where the failed transaction began, unless p is being handed over."""
+        commit, else from where the transaction began, unless p is being handed over."""
         partition = self._partitions[p]
-        from_offset = partition.open.first_offset if partition.open is not None else from_offset
+        transaction = partition.open
+        assert transaction is not None
         try:
-            await step(p, partition)
+            await self._commit(p, partition.producer, transaction)
         except ProducerFenced:
             log.warning("fenced: another worker owns this partition now", extra={"partition": p})
             await partition.release()
             self._partitions.pop(p, None)
+            return
         except KafkaError as exc:
             log.warning("transaction not committed; retrying", extra={"partition": p, "error": repr(exc)})
             if start_over:
-                assert from_offset is not None  # a step that fails before any transaction opens has one
                 await asyncio.sleep(RETRY_DELAY_S)
-                await self._start_over(p, from_offset)
-
-    async def _extend(self, batch: Batch, p: int, partition: Partition) -> None:
-        """Send the batch's outputs, dead letters and state record in the partition's open transaction
-        (begun if none is), without waiting for their acknowledgements. A transaction that failed
-        already takes nothing more: its commit aborts it, and the partition reads these records again."""
-        producer = partition.producer
-        assert producer is not None
-        if partition.open is None:
-            await producer.begin_transaction()
-            partition.open = Transaction(time.monotonic(), batch.records[0].offset)
-        elif partition.open.failed:
+                await self._start_over(p, transaction.first_offset)
             return
-        try:
-            outputs = [*batch.outputs, *batch.letters, *batch.state]
-            sent = await send(producer, outputs, alone=p in self._send_alone)
-        except BaseException:
-            await _abort_quietly(producer)
-            raise
-        partition.open.add(batch, sent)
+        partition.open = None
+        self._send_alone.discard(p)
+        for batch in transaction.batches:
+            self._remember(batch)
 
-    async def _commit(self, p: int, partition: Partition) -> None:
-        """The open transaction's outputs acknowledged, its input offset added, committed; then its
-        batches count. An event refused for good aborts it (a refused record batch of several records
-        first sends one record a batch on the next try, to learn which)."""
-        transaction, producer = partition.open, partition.producer
-        assert transaction is not None
+    async def _commit(self, p: int, producer: AIOKafkaProducer | None, transaction: Transaction) -> None:
+        """The transaction's outputs, dead letters and state records, and its input offset, in one Kafka
+        transaction. An event Kafka refuses for good aborts it (a refused record batch of several
+        records first sends one record a batch on the next try, to learn which)."""
         assert producer is not None
+        await producer.begin_transaction()
         try:
-            results = await asyncio.gather(*(ack for ack, _ in transaction.sent), return_exceptions=True)
-            failed = [
-                (m, r)
-                for (_, m), r in zip(transaction.sent, results, strict=True)
-                if isinstance(r, BaseException)
-            ]
+            sent = await send(producer, transaction.outputs, alone=p in self._send_alone)
+            results = await asyncio.gather(*(ack for ack, _ in sent), return_exceptions=True)
+            failed = [(m, r) for (_, m), r in zip(sent, results, strict=True) if isinstance(r, BaseException)]
             self._note([Refusal(o, error) for members, error in failed for o in members if len(members) == 1])
             if any(len(members) > 1 and refused_for_good(error) for members, error in failed):
                 self._send_alone.add(p)
@@ -296,10 +270,6 @@ class DedupStage(ConsumerRebalanceListener):  # type: ignore[misc]
             await _abort_quietly(producer)
             raise
         await producer.commit_transaction()
-        partition.open = None
-        self._send_alone.discard(p)
-        for batch in transaction.batches:
-            self._remember(batch)
 
     async def _commit_in_order(self, batches: list[Batch]) -> None:
         """at_least_once, for every partition of one poll together: outputs acknowledged, then the state
