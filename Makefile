@@ -6,6 +6,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 PYTEST_ARGS ?=
+# Two workers, a module each at a time (module-scoped brokers start once), the longest modules first:
+# most of a Kafka test is waiting on Kafka, so two share two cores well.
+PYTEST_WORKERS ?= 2
+PARALLEL := -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 .PHONY: install run test unit lint bench clean
 
@@ -21,7 +25,7 @@ run: $(INSTALLED)
 	scripts/run-local
 
 test: lint
-	scripts/with-kafka $(BIN)/pytest $(PYTEST_ARGS)
+	scripts/with-kafka $(BIN)/pytest $(PARALLEL) $(PYTEST_ARGS)
 
 unit: $(INSTALLED)
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)

@@ -149,12 +149,12 @@ def pick_ports(count: int, hosts: set[str], taken: set[int] | None = None) -> li
     rng = random.SystemRandom()
     while len(picked) < count:
         port = rng.choice(CONTROLLER_PORTS)
-        if port not in picked and port not in (taken or set()) and all(_bindable(h, port) for h in hosts):
+        if port not in picked and port not in (taken or set()) and all(bindable(h, port) for h in hosts):
             picked.append(port)
     return picked
 
 
-def _bindable(host: str, port: int) -> bool:
+def bindable(host: str, port: int) -> bool:
     with socket.socket() as probe:
         try:
             probe.bind((host, port))

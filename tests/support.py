@@ -19,6 +19,7 @@ from urllib.parse import urlencode
 import orjson
 from standardwebhooks.webhooks import Webhook
 
+from hookstream.localcluster import bindable, pick_ports
 from tests.fixtures import fixture_bytes
 
 HOOKSTREAM = Path(sys.executable).with_name("hookstream")
@@ -57,6 +58,16 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def broker_port(listeners: int = 2) -> int:
+    """A port for a test's own broker whose next `listeners - 1` ports are free too (its controller,
+    and its mutual-TLS listener when secure), below the ephemeral range: a port the kernel hands out
+    to clients could be taken by one while the broker is down for a restart, or be the next one."""
+    while True:
+        (port,) = pick_ports(1, {"127.0.0.1"})
+        if all(bindable("127.0.0.1", port + n) for n in range(1, listeners)):
+            return port
 
 
 def forum_event(event_id: int, user_id: int = 181855) -> bytes:

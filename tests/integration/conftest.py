@@ -12,7 +12,7 @@ import pytest
 from hookstream.kafka import kafka_answers
 from hookstream.settings import Settings
 from tests.integration.harness import Stack
-from tests.support import free_port, run_cli
+from tests.support import broker_port, run_cli
 
 
 @pytest.fixture(scope="session")
@@ -41,13 +41,25 @@ def stack(bootstrap: str, namespace: str, tmp_path: Path, request: pytest.Fixtur
 def own_broker() -> Iterator[dict[str, str]]:
     """A broker of this test's own, which it may stop and start (the suite's broker stays untouched)."""
     cache_dir = Settings.from_env().cache_dir
-    port = free_port()
+    port = broker_port()
     env = {"HOOKSTREAM_KAFKA_BOOTSTRAP": f"127.0.0.1:{port}", "HOOKSTREAM_CACHE_DIR": str(cache_dir)}
     started = run_cli("kafka", "start", env=env)
     assert started.returncode == 0, started.stderr
     yield env
     run_cli("kafka", "stop", env=env)
     shutil.rmtree(cache_dir / f"broker-{port}", ignore_errors=True)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The longest modules first (`long` marks them with their seconds), the rest in their order: `make
+    test` runs modules on two workers (pytest-xdist, `--dist loadfile`), which take modules in this
+    order, so that a long module started last does not keep one worker busy after the other is done."""
+
+    def seconds(item: pytest.Item) -> float:
+        marker = item.get_closest_marker("long")
+        return float(marker.args[0]) if marker is not None else 0.0
+
+    items.sort(key=seconds, reverse=True)
 
 
 @pytest.hookimpl(tryfirst=True, hookwrapper=True)

@@ -30,6 +30,7 @@ from tests.integration.harness import (
 from tests.support import FORUM_TOKEN, forum_event, run_cli, x_signature
 
 RATE_PER_S = 250
+pytestmark = pytest.mark.long(240)
 
 
 class Sender:

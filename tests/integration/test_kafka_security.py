@@ -4,11 +4,9 @@ the broker itself refuses each role what it may not do, and a refused login is t
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import re
 import shutil
-import socket
 from collections.abc import AsyncIterator, Awaitable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -22,7 +20,9 @@ from hookstream import clients
 from hookstream.settings import Settings
 from hookstream.topics import Topics
 from tests.integration.harness import Service, Stack, eventually, read_topic
-from tests.support import FORUM_TOKEN, USER_CREATED, free_port, run_cli
+from tests.support import FORUM_TOKEN, USER_CREATED, broker_port, run_cli
+
+pytestmark = pytest.mark.long(110)
 
 Env = dict[str, str]
 
@@ -41,20 +41,10 @@ class SecureBroker:
         return Settings.from_env({**self.env(role), "HOOKSTREAM_NAMESPACE": namespace})
 
 
-def three_free_ports() -> int:
-    """A port whose next two are free too: the broker's SASL_SSL, controller and mutual-TLS listeners."""
-    while True:
-        port = free_port()
-        with contextlib.suppress(OSError), socket.socket() as one, socket.socket() as two:
-            one.bind(("127.0.0.1", port + 1))
-            two.bind(("127.0.0.1", port + 2))
-            return port
-
-
 @pytest.fixture(scope="module")
 def secure() -> Iterator[SecureBroker]:
     cache_dir = Settings.from_env().cache_dir
-    port = three_free_ports()
+    port = broker_port(3)
     env = {"HOOKSTREAM_KAFKA_BOOTSTRAP": f"localhost:{port}", "HOOKSTREAM_CACHE_DIR": str(cache_dir)}
     started = run_cli("kafka", "start", "--secure", env=env)
     assert started.returncode == 0, started.stdout + started.stderr
@@ -252,7 +242,7 @@ async def test_a_secure_three_node_cluster_replicates_over_its_authenticated_lis
     certificates; brokers replicate and elect over SASL_SSL and SASL controller listeners; each role's
     env file names every node, and the ACLs hold on each."""
     cache_dir = Settings.from_env().cache_dir
-    ports = [three_free_ports() for _ in range(3)]
+    ports = [broker_port(3) for _ in range(3)]
     env = {
         "HOOKSTREAM_KAFKA_BOOTSTRAP": ",".join(f"localhost:{port}" for port in ports),
         "HOOKSTREAM_CACHE_DIR": str(cache_dir),

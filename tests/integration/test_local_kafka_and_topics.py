@@ -13,12 +13,12 @@ from hookstream import clients
 from hookstream.settings import Settings
 from hookstream.tail import tail
 from tests.integration.harness import Stack
-from tests.support import USER_CREATED, free_port, run_cli
+from tests.support import USER_CREATED, broker_port, run_cli
 
 
 def test_the_local_broker_starts_stops_and_restarts_from_its_cache() -> None:
     cache_dir = Settings.from_env().cache_dir
-    env = {"HOOKSTREAM_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}", "HOOKSTREAM_CACHE_DIR": str(cache_dir)}
+    env = {"HOOKSTREAM_KAFKA_BOOTSTRAP": f"127.0.0.1:{broker_port()}", "HOOKSTREAM_CACHE_DIR": str(cache_dir)}
     port = env["HOOKSTREAM_KAFKA_BOOTSTRAP"].rpartition(":")[2]
     try:
         first = run_cli("kafka", "start", env=env)

@@ -27,6 +27,8 @@ from tests.integration.harness import (
 )
 from tests.support import EVENTS_TOKEN, FORUM_TOKEN, USER_CREATED, forum_event
 
+pytestmark = pytest.mark.long(130)
+
 GUARANTEES = ["at_least_once", "exactly_once"]
 
 

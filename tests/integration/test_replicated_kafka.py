@@ -39,7 +39,8 @@ from tests.support import FORUM_TOKEN, forum_event, run_cli
 
 RATE_PER_S = 40  # per stack: steady, far below what the receivers and a worker can do on 2 cores
 RECOVERY_S = 120.0  # generous: the machine is shared; Kafka fences a dead broker after ~9 s
-pytestmark = pytest.mark.timeout(600)  # each test drives several faults through one cluster
+# each test drives several faults through one cluster
+pytestmark = [pytest.mark.timeout(600), pytest.mark.long(300)]
 _LEADER = re.compile(r"\[RaftManager id=(\d+)\] Completed transition to Leader\(.*?epoch=(\d+)")
 
 
