@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
@@ -81,9 +81,16 @@ class Batch:
                 metrics.event_latency.observe(max(0, self.now_ms - received_at) / 1000)
 
 
-def decide(tp: TopicPartition, records: list[Record], seen: SeenStore, now_ms: int, topics: Topics) -> Batch:
-    """Which of `records` are first seen (by event id within the window), and what they and the state
-    record become."""
+def decide(
+    tp: TopicPartition,
+    records: list[Record],
+    seen: SeenStore,
+    now_ms: int,
+    topics: Topics,
+    pending: Container[str] = frozenset(),
+) -> Batch:
+    """Which of `records` are first seen (by event id within the window, or first seen by a batch not
+    committed yet: `pending`), and what they and the state record become."""
     seen.expire(now_ms)
     fresh: dict[str, Record] = {}
     outputs: list[Output] = []
@@ -91,7 +98,7 @@ def decide(tp: TopicPartition, records: list[Record], seen: SeenStore, now_ms: i
     for record in records:
         headers = dict(record.headers)
         key = event_key(headers)
-        if seen.seen(key, now_ms) or key in fresh:
+        if key in fresh or key in pending or seen.seen(key, now_ms):
             duplicates[source_of(headers)] += 1
             continue
         fresh[key] = record

@@ -10,8 +10,12 @@ A consume-transform-produce loop of our own over `<ns>.internal.keyed`, in its o
   than the window, so Kafka forgets what we forget;
 - `exactly_once`: one transactional producer per input partition (transactional id `<ns>-dedup-<p>`).
   When p is assigned, the new producer's init fences any zombie owner and aborts its open transaction;
-  only then is the state restored (read_committed) and records consumed. Each batch commits its
-  outputs, its state records and its input offset in one transaction; memory changes after the commit.
+  only then is the state restored (read_committed) and records consumed. A transaction gathers the
+  batches the partition's polls decide for `TRANSACTION_INTERVAL_S` (Kafka Streams' commit interval
+  under exactly_once), then writes their outputs, state records and input offset in one Kafka
+  transaction: one commit costs about 2 ms of CPU whatever it holds, and a poll at full speed holds a
+  few records a partition. Memory and metrics change after the commit; until then the gathered ids
+  count as seen for the partition's later records. A hand-over (revocation, stop) commits first.
 - `at_least_once`: for all partitions of one poll together, outputs are sent and acknowledged, then the
   state records, then the offsets are committed in one request. A crash can publish an event twice,
   never lose one. (One commit per poll, not per partition: the consumer serializes commits, and six of
@@ -20,8 +24,9 @@ A consume-transform-produce loop of our own over `<ns>.internal.keyed`, in its o
 Nothing a sender sends stops a partition here: a topic that can be no topic (a name that collides with an
 existing one, one the broker refuses to create) is left out of the event's topics and counted as
 unroutable; an event Kafka refuses for good on one of its topics becomes a dead letter (`unwritable`) in
-its place, in the same transaction as its input offset under exactly_once. Metrics count what committed:
-a batch tried again is counted once.
+its place, in the same transaction as its input offset under exactly_once (the refusal aborts the open
+transaction, and the partition starts over from its last commit). Metrics count what committed: a batch
+tried again is counted once.
 """
 
 from __future__ import annotations
@@ -32,7 +37,6 @@ import itertools
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeAlias
 
@@ -57,32 +61,16 @@ from hookstream.refusals import refused_for_good
 from hookstream.settings import Settings
 from hookstream.topics import Topics, Unroutable
 from processor.dedup_batch import Batch, decide, event_key
+from processor.dedup_partition import Partition, Transaction, due, is_open, poll_ms
 from processor.metrics import ProcessorMetrics
 from processor.outputs import RETRY_BACKOFF_S, Refusal, send, send_all
-from processor.seen import SeenStore, open_seen
-from processor.state_topic import read_state, state_reader
+from processor.state_topic import restore, state_ends
 
 log = logging.getLogger(__name__)
 
 Record: TypeAlias = Any  # aiokafka's ConsumerRecord[bytes, bytes]; aiokafka ships no type information
 MAX_POLL_RECORDS = 1000
 RETRY_DELAY_S = 0.5
-HAND_OVER_TIMEOUT_S = 5.0  # a stop must not wait on an unreachable broker for its stores' sake
-
-
-@dataclass
-class Partition:
-    """What the stage holds for one assigned input partition."""
-
-    seen: SeenStore
-    producer: AIOKafkaProducer | None  # the partition's transactional producer under exactly_once
-
-    async def release(self, handed_over_at: int | None = None) -> None:
-        """Let go; `handed_over_at` (the state partition's end, all of it in `seen`) keeps a disk store
-        for the next owner on this disk."""
-        self.seen.close(handed_over_at)
-        if self.producer is not None:
-            await self.producer.stop()
 
 
 class DedupStage(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -92,7 +80,6 @@ class DedupStage(ConsumerRebalanceListener):  # type: ignore[misc]
         self._metrics = metrics
         self._topics = Topics(settings.namespace)
         self._exactly_once = settings.processing_guarantee == "exactly_once"
-        self._window_ms = int(settings.dedup_window_s * 1000)
         self.group_id = f"{settings.namespace}-dedup"
         self._partitions: dict[int, Partition] = {}
         self._lock = asyncio.Lock()
@@ -156,21 +143,14 @@ class DedupStage(ConsumerRebalanceListener):  # type: ignore[misc]
         record up to the state partitions' ends is in their stores; a disk store keeps that mark."""
         if not partitions:  # the consumer calls this on every rebalance, also with nothing revoked
             return
+        for p in partitions:  # a clean hand-over keeps what the open transactions did
+            if self._partitions[p].open is not None:
+                await self._transactional(p, start_over=False)
+        partitions = [p for p in partitions if p in self._partitions]  # less those fenced meanwhile
         on_disk = self._settings.store.startswith("rocksdb://")  # memory does not outlive its owner
-        ends = await self._state_ends(partitions) if on_disk else {}
+        ends = await state_ends(self._settings, partitions) if on_disk else {}
         for p in partitions:
             await self._partitions.pop(p).release(ends.get(p))
-
-    async def _state_ends(self, partitions: list[int]) -> dict[int, int]:
-        """The committed end of each state partition; none when Kafka does not say so in time (the next
-        owner then rebuilds from the topic)."""
-        state = [TopicPartition(self._topics.seen, p) for p in partitions]
-        try:
-            async with asyncio.timeout(HAND_OVER_TIMEOUT_S), state_reader(self._settings) as reader:
-                return {tp.partition: end for tp, end in (await reader.end_offsets(state)).items()}
-        except (KafkaError, TimeoutError) as exc:
-            log.warning("state ends unknown; stores not handed over", extra={"error": repr(exc)})
-            return {}
 
     async def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
         async with self._lock:
@@ -202,51 +182,30 @@ class DedupStage(ConsumerRebalanceListener):  # type: ignore[misc]
             )
             await producer.start()
         try:
-            return Partition(await self._restore(partition), producer)
+            seen = await restore(self._settings, self._state_dir, partition)
+            return Partition(seen, producer)
         except BaseException:
             if producer is not None:
                 await producer.stop()
             raise
-
-    async def _restore(self, partition: int) -> SeenStore:
-        """The state partition's committed ids within the window: all of them, or only those after the
-        hand-over offset of a disk store handed over in good order."""
-        seen = open_seen(self._settings.store, self._window_ms, self._state_dir, self._topics.seen, partition)
-        try:
-            async with state_reader(self._settings) as reader:
-                read, resumed_at = await read_state(
-                    reader, TopicPartition(self._topics.seen, partition), seen
-                )
-        except BaseException:
-            seen.close()  # without a hand-over: a half-read store is worth nothing
-            raise
-        log.info(
-            "took over partition",
-            extra={
-                "partition": partition,
-                "count": len(seen),
-                "records_read": read,
-                "resumed_at": resumed_at,
-            },
-        )
-        return seen
 
     # -- the loop --
 
     async def _run(self) -> None:
         assert self._consumer is not None
         while True:
-            polled = await self._consumer.getmany(timeout_ms=200, max_records=MAX_POLL_RECORDS)
+            wait_ms = poll_ms(self._partitions.values(), time.monotonic())
+            polled = await self._consumer.getmany(timeout_ms=wait_ms, max_records=MAX_POLL_RECORDS)
             async with self._lock:
                 now_ms = _now_ms()
                 batches = [
-                    decide(tp, records, partition.seen, now_ms, self._topics).dead_lettering(
+                    decide(tp, records, part.seen, now_ms, self._topics, part.pending).dead_lettering(
                         self._refused, self._topics.dlq
                     )
                     for tp, records in polled.items()
-                    if records and (partition := self._partitions.get(tp.partition)) is not None
+                    if records and (part := self._partitions.get(tp.partition)) is not None
                 ]
-                if not batches and not self._uncommitted:
+                if not batches and not self._uncommitted and not is_open(self._partitions.values()):
                     continue
                 try:
                     unroutable = await self._ensure_topics([o.topic for b in batches for o in b.outputs])
@@ -255,55 +214,62 @@ class DedupStage(ConsumerRebalanceListener):  # type: ignore[misc]
                     continue
                 batches = [batch.without(unroutable) for batch in batches]
                 if self._exactly_once:  # partitions are independent: their transactions overlap
-                    await asyncio.gather(*(self._commit_transaction(batch) for batch in batches))
+                    await self._transact(batches)
                 else:
                     await self._commit_in_order(batches)
 
-    async def _commit_transaction(self, batch: Batch) -> None:
-        """exactly_once: the batch's outputs, state record and input offset in one transaction. An event
-        Kafka refuses for good aborts it, and the partition starts over with the event's dead letter (a
-        refused batch of several records first tries again one record a batch, to learn which)."""
-        p = batch.tp.partition
+    async def _transact(self, batches: list[Batch]) -> None:
+        """exactly_once: each batch joins its partition's open transaction; the due ones commit."""
+        now_s = time.monotonic()
+        for batch in batches:
+            self._partitions[batch.tp.partition].gather(batch, now_s)
+        await asyncio.gather(*(self._transactional(p) for p in due(self._partitions, now_s)))
+
+    async def _transactional(self, p: int, *, start_over: bool = True) -> None:
+        """exactly_once: commit partition p's open transaction. Fenced: another worker owns p now, let
+        go. Any other Kafka error (an event refused for good among them): start p over from its last
+        commit, else from where the transaction began, unless p is being handed over."""
         partition = self._partitions[p]
-        producer = partition.producer
-        assert producer is not None
+        transaction = partition.open
+        assert transaction is not None
         try:
-            await producer.begin_transaction()
-            try:
-                outputs = [*batch.outputs, *batch.letters, *batch.state]
-                sent = await send(producer, outputs, alone=p in self._send_alone)
-                results = await asyncio.gather(*(ack for ack, _ in sent), return_exceptions=True)
-                failed = [
-                    (m, r) for (_, m), r in zip(sent, results, strict=True) if isinstance(r, BaseException)
-                ]
-                self._note(
-                    [Refusal(o, error) for members, error in failed for o in members if len(members) == 1]
-                )
-                if any(len(members) > 1 and refused_for_good(error) for members, error in failed):
-                    self._send_alone.add(p)
-                if failed:
-                    raise failed[0][1]
-                await producer.send_offsets_to_transaction(batch.offsets, self.group_id)
-            except BaseException:
-                await _abort_quietly(producer)
-                raise
-            await producer.commit_transaction()
+            await self._commit(p, partition.producer, transaction)
         except ProducerFenced:
-            log.warning(
-                "fenced: another worker owns this partition now", extra={"partition": batch.tp.partition}
-            )
+            log.warning("fenced: another worker owns this partition now", extra={"partition": p})
             await partition.release()
-            self._partitions.pop(batch.tp.partition, None)
+            self._partitions.pop(p, None)
             return
         except KafkaError as exc:
-            log.warning(
-                "batch not committed; retrying", extra={"partition": batch.tp.partition, "error": repr(exc)}
-            )
-            await asyncio.sleep(RETRY_DELAY_S)
-            await self._start_over(batch)
+            log.warning("transaction not committed; retrying", extra={"partition": p, "error": repr(exc)})
+            if start_over:
+                await asyncio.sleep(RETRY_DELAY_S)
+                await self._start_over(p, transaction.first_offset)
             return
+        partition.open = None
         self._send_alone.discard(p)
-        self._remember(batch)
+        for batch in transaction.batches:
+            self._remember(batch)
+
+    async def _commit(self, p: int, producer: AIOKafkaProducer | None, transaction: Transaction) -> None:
+        """The transaction's outputs, dead letters and state records, and its input offset, in one Kafka
+        transaction. An event Kafka refuses for good aborts it (a refused record batch of several
+        records first sends one record a batch on the next try, to learn which)."""
+        assert producer is not None
+        await producer.begin_transaction()
+        try:
+            sent = await send(producer, transaction.outputs, alone=p in self._send_alone)
+            results = await asyncio.gather(*(ack for ack, _ in sent), return_exceptions=True)
+            failed = [(m, r) for (_, m), r in zip(sent, results, strict=True) if isinstance(r, BaseException)]
+            self._note([Refusal(o, error) for members, error in failed for o in members if len(members) == 1])
+            if any(len(members) > 1 and refused_for_good(error) for members, error in failed):
+                self._send_alone.add(p)
+            if failed:
+                raise failed[0][1]
+            await producer.send_offsets_to_transaction(transaction.offsets, self.group_id)
+        except BaseException:
+            await _abort_quietly(producer)
+            raise
+        await producer.commit_transaction()
 
     async def _commit_in_order(self, batches: list[Batch]) -> None:
         """at_least_once, for every partition of one poll together: outputs acknowledged, then the state
@@ -378,16 +344,18 @@ class DedupStage(ConsumerRebalanceListener):  # type: ignore[misc]
         assert self._admin is not None
         return await self._admin.routable(topic_spec(self._settings, name) for name in dict.fromkeys(topics))
 
-    async def _start_over(self, batch: Batch) -> None:
-        """exactly_once: start the partition over from its last commit, with a new producer (which aborts
-        whatever the failed one left open) and the state restored from what was committed."""
+    async def _start_over(self, p: int, from_offset: int) -> None:
+        """exactly_once: start partition p over from its last commit (else `from_offset`), with a new
+        producer (which aborts whatever the failed one left open) and the state restored from what was
+        committed."""
         assert self._consumer is not None
-        await self._partitions[batch.tp.partition].release()
-        self._partitions[batch.tp.partition] = await self._take_over(batch.tp.partition)
+        tp = TopicPartition(self._topics.keyed, p)
+        await self._partitions[p].release()
+        self._partitions[p] = await self._take_over(p)
         committed = None
-        with contextlib.suppress(KafkaError):  # unknown now: the batch's first offset, its last commit
-            committed = await self._consumer.committed(batch.tp)
-        self._consumer.seek(batch.tp, committed if committed is not None else batch.records[0].offset)
+        with contextlib.suppress(KafkaError):  # unknown now: where the failed transaction began
+            committed = await self._consumer.committed(tp)
+        self._consumer.seek(tp, committed if committed is not None else from_offset)
 
 
 async def _abort_quietly(producer: AIOKafkaProducer) -> None:

@@ -19,7 +19,7 @@ from processor.normalize.x import POST_MATCHED
 from processor.outputs import published
 from processor.pipeline import Pipeline
 from processor.records import Event, Normalized, RawRecord
-from processor.route import Routes
+from processor.route import REMEMBERED_ROUTINGS, Routes
 from processor.seen import SeenStore, decode_seen, encode_seen, open_seen
 from tests.support import USER_CREATED
 from tests.unit.rawrecords import raw_record
@@ -135,6 +135,17 @@ def test_a_routes_file_adds_or_replaces_but_never_drops_the_firehose(tmp_path: P
     ]
     other = post(event_type="com.websitetoolbox.user.created")
     assert routes.topics_for(other).topics == ["hookstream.events", "hookstream.websitetoolbox.user.created"]
+
+
+def test_a_routing_remembered_is_the_one_worked_out_afresh_whatever_comes_between() -> None:
+    remembering = Routes(TOPICS)
+    events = [
+        post(event_type=f"com.x.kind{n % 5000}", tags=tags)
+        for n in range(REMEMBERED_ROUTINGS + 10)
+        for tags in (None, "api-posts")
+    ] + [post(event_type="com.x." + "long" * 200, tags="a")]
+    for event in [*events, *events[:50]]:
+        assert remembering.topics_for(event) == Routes(TOPICS).topics_for(event)
 
 
 @pytest.mark.parametrize(
