@@ -36,7 +36,7 @@ import contextlib
 import itertools
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeAlias
 
@@ -112,6 +112,12 @@ class DedupStage(ConsumerRebalanceListener):  # type: ignore[misc]
         self._consumer.subscribe([self._topics.keyed], listener=self)
         await self._consumer.start()
         self._task = asyncio.create_task(self._run(), name="dedup-stage")
+
+    async def ended(self) -> None:
+        """Wait while the stage runs: return (cancelled) when it is stopped, raise what ended it
+        otherwise, so that the worker hosting it crashes rather than consume and never publish."""
+        assert self._task is not None
+        await asyncio.shield(self._task)
 
     async def stop(self) -> None:
         async with self._lock:  # a batch in hand finishes first: never stop between its outputs and commit
@@ -255,7 +261,8 @@ class DedupStage(ConsumerRebalanceListener):  # type: ignore[misc]
         transaction. An event Kafka refuses for good aborts it (a refused record batch of several
         records first sends one record a batch on the next try, to learn which)."""
         assert producer is not None
-        await producer.begin_transaction()
+        with _failed_for_good():
+            await producer.begin_transaction()
         try:
             sent = await send(producer, transaction.outputs, alone=p in self._send_alone)
             results = await asyncio.gather(*(ack for ack, _ in sent), return_exceptions=True)
@@ -269,7 +276,8 @@ class DedupStage(ConsumerRebalanceListener):  # type: ignore[misc]
         except BaseException:
             await _abort_quietly(producer)
             raise
-        await producer.commit_transaction()
+        with _failed_for_good():
+            await producer.commit_transaction()
 
     async def _commit_in_order(self, batches: list[Batch]) -> None:
         """at_least_once, for every partition of one poll together: outputs acknowledged, then the state
@@ -360,9 +368,22 @@ class DedupStage(ConsumerRebalanceListener):  # type: ignore[misc]
 
 async def _abort_quietly(producer: AIOKafkaProducer) -> None:
     try:
-        await producer.abort_transaction()
-    except KafkaError as exc:
+        with _failed_for_good():
+            await producer.abort_transaction()
+    except KafkaError as exc:  # the new producer that starts the partition over aborts it anyway
         log.warning("could not abort a transaction", extra={"error": repr(exc)})
+
+
+@contextlib.contextmanager
+def _failed_for_good() -> Iterator[None]:
+    """A transactional producer whose sender task died fails for good: aiokafka does not retry a
+    connection reset while it looks up a coordinator (a broker killed), fails the transaction fatally,
+    and then asserts rather than raises on every change of the transaction's state. As a KafkaError, the
+    partition starts over with a new producer, like after any other failed transaction."""
+    try:
+        yield
+    except AssertionError as exc:
+        raise KafkaError(f"the transactional producer failed for good: {exc}") from exc
 
 
 def _now_ms() -> int:

@@ -40,6 +40,12 @@ class Stages(Service):
         await self._liveness.start()
         freeze_startup_objects()
 
+    @Service.task
+    async def _dedup_stage_runs(self) -> None:
+        """An error that ends the dedup stage's loop crashes the worker (mode re-raises it at exit, so
+        the process exits non-zero and is restarted), never a worker that consumes and never publishes."""
+        await self._dedup.ended()
+
     async def on_stop(self) -> None:
         await self._liveness.stop()
         await self._dedup.stop()
