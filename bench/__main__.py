@@ -214,6 +214,11 @@ NOTES = {
     "kstreams_error": "the peer did not run",
     "e2e_p50_ms": f"at {E2E_RATE} events/s",
     "e2e_p99_ms": f"at {E2E_RATE} events/s",
+    **{
+        f"e2e_hop_{hop}_{share}_ms": f"{share} of the hop {hop} (bench/e2e.py HOPS)"
+        for hop in e2e.HOPS
+        for share in ("p50", "p99")
+    },
     "e2e_cpu_share_receivers": f"of one core at {E2E_RATE} events/s",
     "e2e_cpu_share_worker": f"of one core at {E2E_RATE} events/s",
     "e2e_cpu_share_load": "the load generator and latency collector",

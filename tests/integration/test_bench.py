@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bench import e2e
+
 FIGURES = (
     "receiver_rps",
     "receiver_p99_ms",
@@ -23,6 +25,9 @@ FIGURES = (
     "e2e_cpu_share_receivers",
     "e2e_cpu_share_worker",
 )
+# Where the end-to-end latency goes: each hop's share, measured at broker append times (milliseconds: a hop
+# on one machine may well take less than one).
+HOPS = tuple(f"e2e_hop_{hop}_{share}_ms" for hop in e2e.HOPS for share in ("p50", "p99"))
 
 
 def test_the_quick_benchmark_measures_every_figure(bootstrap: str, tmp_path: Path) -> None:
@@ -38,6 +43,7 @@ def test_the_quick_benchmark_measures_every_figure(bootstrap: str, tmp_path: Pat
     assert result.returncode == 0, result.stderr[-3000:]
     results = json.loads(out.read_text())
     assert {figure: results[figure] for figure in FIGURES if not results[figure] > 0} == {}
+    assert {hop: results[hop] for hop in HOPS if not results[hop] >= 0} == {}
     assert results["receiver_non_2xx"] == 0
     assert results["machine"]["cores"] >= 1
     assert results["settings"]["quick"] is True
