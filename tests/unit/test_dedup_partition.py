@@ -4,6 +4,10 @@ tests of the processor and its faults."""
 
 from __future__ import annotations
 
+import pytest
+from aiokafka.errors import KafkaConnectionError, KafkaError
+
+from hookstream import clients
 from hookstream.settings import Settings
 from processor.dedup_batch import decide
 from processor.dedup_partition import (
@@ -15,6 +19,7 @@ from processor.dedup_partition import (
     is_open,
     poll_ms,
 )
+from processor.dedup_stage import _abort_quietly, _failed_for_good
 from processor.metrics import ProcessorMetrics
 from processor.pipeline import Pipeline
 from processor.route import Routes
@@ -51,3 +56,19 @@ def test_a_transaction_is_due_after_the_interval_and_a_poll_waits_no_longer() ->
     assert poll_ms(partitions.values(), 10.0) == 0
     assert is_open(partitions.values())
     assert not is_open([idle])
+
+
+async def test_a_producer_failed_for_good_is_a_kafka_error_and_its_abort_is_quiet() -> None:
+    """aiokafka fails a transactional producer fatally when its sender task dies (a connection reset
+    while it looks up a coordinator, found by the replicated drill) and then asserts on every change of
+    the transaction's state. The stage must see a KafkaError (the partition starts over with a new
+    producer), never an AssertionError that would end its loop."""
+    producer = clients.producer(Settings(), transactional_id="hs-test-dedup-0", enable_idempotence=True)
+    producer._txn_manager.set_pid_and_epoch(1, 0)  # as InitProducerId leaves it: no broker needed here
+    await producer.begin_transaction()
+    producer._txn_manager.fatal_error(KafkaConnectionError("Connection reset by peer"))  # as its sender does
+    with pytest.raises(KafkaError, match="failed for good"), _failed_for_good():
+        await producer.commit_transaction()
+    with pytest.raises(KafkaError, match="failed for good"), _failed_for_good():
+        await producer.begin_transaction()
+    await _abort_quietly(producer)  # logs, never raises
