@@ -23,6 +23,7 @@ from bench.profile import Profiler
 from hookstream import clients
 from hookstream.localkafka import KAFKA_VERSION
 from hookstream.settings import Settings
+from tests.support import free_port
 
 CONNECTIONS = 64
 E2E_RATE = 1000
@@ -88,7 +89,7 @@ async def secure_run(kafka: dict[str, str], *, quick: bool, profiler: Profiler) 
     http_seconds, records = (2, 2000) if quick else (10, 30_000)
     stamp = f"bench-{os.getpid()}-{int(time.time())}"
     env = {**kafka, "HOOKSTREAM_LOG_LEVEL": "WARNING", "HOOKSTREAM_NAMESPACE": f"{stamp}-secure-http"}
-    http = await receivers.measure_server("kafka", env, 18183, http_seconds, CONNECTIONS, profiler)
+    http = await receivers.measure_server("kafka", env, free_port(), http_seconds, CONNECTIONS, profiler)
     eps = await processor.measure(kafka, records, 0.1, profiler, eos=False)
     return {
         "security_protocol": Settings.from_env(kafka).kafka_security.protocol,
@@ -116,19 +117,21 @@ async def run(bootstrap: str, *, quick: bool, peers: bool, profiler: Profiler) -
     env = {**os.environ, "HOOKSTREAM_KAFKA_BOOTSTRAP": bootstrap, "HOOKSTREAM_LOG_LEVEL": "WARNING"}
     http_seconds, records, e2e_seconds, warmup_seconds = (2, 2000, 2, 1) if quick else (10, 30_000, 10, 3)
 
+    # Free ports, never fixed ones: another bench, or the suite's, may run beside this one.
+    http_env = {**env, "HOOKSTREAM_NAMESPACE": f"{stamp}-http"}
     kafka_http = await receivers.measure_server(
-        "kafka", {**env, "HOOKSTREAM_NAMESPACE": f"{stamp}-http"}, 18180, http_seconds, CONNECTIONS, profiler
+        "kafka", http_env, free_port(), http_seconds, CONNECTIONS, profiler
     )
     plain_http = await receivers.measure_server(
-        "null", {**env, "HOOKSTREAM_NAMESPACE": f"{stamp}-http"}, 18181, http_seconds, CONNECTIONS, profiler
+        "null", http_env, free_port(), http_seconds, CONNECTIONS, profiler
     )
     eps = await processor.measure(
         env, records, duplicates_share=0.1, profiler=profiler, peers=peers, two_workers=not quick
     )
     latency = await e2e.measure(
         {**env, "HOOKSTREAM_NAMESPACE": f"{stamp}-e2e"},
-        18182,
-        16067,
+        free_port(),
+        free_port(),
         E2E_RATE,
         e2e_seconds,
         warmup_seconds,

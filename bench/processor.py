@@ -28,6 +28,7 @@ from hookstream import clients
 from hookstream.kafka import core_topics, ensure_topics, topic_spec
 from hookstream.settings import Settings
 from hookstream.topics import Topics
+from tests.support import free_port
 
 HOOKSTREAM = Path(sys.executable).with_name("hookstream")
 # How often the workers' /metrics are read for their progress. Each read costs a worker CPU that is
@@ -112,7 +113,7 @@ async def workers_run(
 ) -> meter.Throughput:
     """`workers` times `hookstream worker` over `count` loaded raw records, timed on the firehose once every
     record has its outcome (published, duplicate, dead letter or ping)."""
-    ports = [int(env["HOOKSTREAM_WORKER_PORT"]) + n for n in range(workers)]
+    ports = [free_port() for _ in range(workers)]  # not fixed: another bench's workers are not ours
     processes = [
         await asyncio.create_subprocess_exec(
             str(HOOKSTREAM),
@@ -166,7 +167,6 @@ async def measure(
         env = {
             **kafka,
             "HOOKSTREAM_NAMESPACE": f"{stamp}-{name.replace('_', '-')}",
-            "HOOKSTREAM_WORKER_PORT": "16066",
             "HOOKSTREAM_PROCESSING_GUARANTEE": guarantee,
             "HOOKSTREAM_LOG_LEVEL": "WARNING",
         }
