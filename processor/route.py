@@ -55,12 +55,13 @@ class Routing:
 class Routes:
     topics: Topics
     rules: tuple[Rule, ...] = ()
-    _remembered: dict[tuple[str, object], Routing] = field(default_factory=dict, compare=False, repr=False)
+    _remembered: dict[tuple[str, str], Routing] = field(default_factory=dict, compare=False, repr=False)
 
     def topics_for(self, event: Event) -> Routing:
         """Where `event` goes: a function of its type and tags alone (callers do not change it)."""
         tags = event.extensions.get(TAGS_EXTENSION)
-        if len(event.type) + len(str(tags)) > REMEMBERED_KEY_CHARS:
+        tags = tags if isinstance(tags, str) else ""  # as `event_tags` reads them: other values are none
+        if len(event.type) + len(tags) > REMEMBERED_KEY_CHARS:
             return self._routing(event)
         key = (event.type, tags)
         if (routing := self._remembered.get(key)) is None:
