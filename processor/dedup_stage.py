@@ -38,7 +38,6 @@ import logging
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, TypeAlias
 
 from aiokafka import (
     AIOKafkaConsumer,
@@ -68,7 +67,6 @@ from processor.state_topic import restore, state_ends
 
 log = logging.getLogger(__name__)
 
-Record: TypeAlias = Any  # aiokafka's ConsumerRecord[bytes, bytes]; aiokafka ships no type information
 MAX_POLL_RECORDS = 1000
 RETRY_DELAY_S = 0.5
 

@@ -72,3 +72,4 @@ async def test_a_producer_failed_for_good_is_a_kafka_error_and_its_abort_is_quie
     with pytest.raises(KafkaError, match="failed for good"), _failed_for_good():
         await producer.begin_transaction()
     await _abort_quietly(producer)  # logs, never raises
+    await producer.stop()
