@@ -11,6 +11,7 @@ this machine.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import subprocess
@@ -164,13 +165,23 @@ class HttpClient:
         self._all: list[asyncio.StreamWriter] = []
 
     async def post(self, body: bytes) -> int:
-        """POST `body`; the response's status once all of the response is read."""
-        if self._idle:
+        """POST `body`; the response's status once all of the response is read. A kept-alive connection
+        the server has closed meanwhile is replaced, as any HTTP client does."""
+        request = f"{self._head}Content-Length: {len(body)}\r\n\r\n".encode() + body
+        while self._idle:
             reader, writer = self._idle.pop()
-        else:
-            reader, writer = await asyncio.open_connection(self._host, self._port)
-            self._all.append(writer)
-        writer.write(f"{self._head}Content-Length: {len(body)}\r\n\r\n".encode() + body)
+            if not reader.at_eof():
+                with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
+                    return await self._exchange(reader, writer, request)
+            writer.close()
+        reader, writer = await asyncio.open_connection(self._host, self._port)
+        self._all.append(writer)
+        return await self._exchange(reader, writer, request)
+
+    async def _exchange(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
+    ) -> int:
+        writer.write(request)
         head = await reader.readuntil(b"\r\n\r\n")
         length = re.search(rb"(?im)^content-length:\s*(\d+)", head)
         await reader.readexactly(int(length.group(1)) if length else 0)
@@ -196,13 +207,16 @@ class LoadGenerator:
         self._moments = Moments()
         bodies = [payload(4 * n)[1] for n in range(first, first + count)]  # every fourth is a forum event
         collecting = asyncio.create_task(self._collect(count))
-        begin = time.perf_counter()
-        posts = []
-        for n, body in enumerate(bodies):
-            await asyncio.sleep(max(0.0, begin + n / self._rate - time.perf_counter()))
-            posts.append(asyncio.create_task(self._post(f"websitetoolbox:{4 * (first + n)}", body)))
-        await asyncio.gather(*posts)
-        await asyncio.wait_for(collecting, 60)
+        try:
+            begin = time.perf_counter()
+            posts = []
+            for n, body in enumerate(bodies):
+                await asyncio.sleep(max(0.0, begin + n / self._rate - time.perf_counter()))
+                posts.append(asyncio.create_task(self._post(f"websitetoolbox:{4 * (first + n)}", body)))
+            await asyncio.gather(*posts)
+            await asyncio.wait_for(collecting, 60)
+        finally:
+            collecting.cancel()
         return self._moments
 
     async def close(self) -> None:
