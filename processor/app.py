@@ -62,7 +62,7 @@ def create_app(settings: Settings, pipeline: Pipeline) -> faust.App:
         never a wait for more (at 1,000 events/s, Faust's `take_events` window was most of stage one's
         latency), and the larger the backlog the larger the batch. Acked once Kafka has all it became,
         and only then (an error in `handle` leaves the batch unacked: read again)."""
-        manual = cast(faust.Stream[bytes], cast(faust.Stream[bytes], stream).noack())
+        manual = cast(faust.Stream[bytes], cast(faust.Stream[bytes], stream).noack())  # StreamT lacks noack
         waiting = cast(faust.ChannelT[bytes], manual.channel).queue
         batch: list[faust.types.EventT[bytes]] = []
         async for event in manual.events():

@@ -1,5 +1,6 @@
-"""Faust's aiokafka transport with a short consumer fetch wait, the one setting Faust does not expose, a
-cheaper hand-over of each fetched message to the stream, and the credentials Faust's clients log in with.
+"""Faust's aiokafka transport with its consumer on the worker's own event loop (not a thread of its own), a
+short consumer fetch wait, the one setting Faust does not expose, a cheaper hand-over of each fetched
+message to the stream, and the credentials Faust's clients log in with.
 
 Faust hard-codes `fetch_max_wait_ms=1500` (faust/transport/drivers/aiokafka.py). aiokafka keeps one fetch
 in flight per broker and leaves out of it the partitions that still hold fetched records; so a fetch
@@ -33,9 +34,10 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     position costs two thread switches and the GIL changes hands between the two loops. Nothing here
     blocks the loop long (a batch is at most `BATCH_MAX` records; the dedup stage's aiokafka consumer
     shares this loop the same way), so aiokafka's heartbeats keep their time on one loop as they do in
-    any aiokafka application. Measured: the thread's loop, its method queue and its wake-ups were ~12% of
-    a worker's CPU at full speed, and at 1,000 events/s the worker woke its other loop ~1,300 times a
-    second. Faust's rebalance callbacks still go through its main-loop method queue, as before."""
+    any aiokafka application. Measured back to back: 18-19% less CPU per record under either guarantee
+    (221 against 270 µs at_least_once, 239 against 294 µs exactly_once); at 1,000 events/s the worker
+    had woken its other loop ~1,300 times a second. Faust's rebalance callbacks still go through its
+    main-loop method queue, as before."""
 
     def __init__(self, consumer: Any, *, loop: Any, **kwargs: Any) -> None:
         super().__init__(consumer, loop=loop, thread_loop=loop, **kwargs)
