@@ -61,13 +61,19 @@ def create_app(settings: Settings, pipeline: Pipeline) -> faust.App:
         """A batch is what the stream holds when the agent is ready for it, at most BATCH_MAX records:
         never a wait for more (at 1,000 events/s, Faust's `take_events` window was most of stage one's
         latency), and the larger the backlog the larger the batch. Acked once Kafka has all it became,
-        and only then (an error in `handle` leaves the batch unacked: read again)."""
+        and only then (an error in `handle` leaves the batch unacked: read again).
+
+        Never hold a batch while waiting for the stream: a rebalance clears the stream's queue and then
+        waits for every event taken to be acked (`Consumer.wait_empty`), so a batch kept for the events
+        that were queued would wait for them forever, and the rebalance with it. A rebalance marks the
+        app (`rebalancing`, set as it starts, loop turns before the queue is cleared): from then on each
+        event taken is handled at once."""
         manual = cast(faust.Stream[bytes], cast(faust.Stream[bytes], stream).noack())  # StreamT lacks noack
         waiting = cast(faust.ChannelT[bytes], manual.channel).queue
         batch: list[faust.types.EventT[bytes]] = []
         async for event in manual.events():
             batch.append(event)
-            if len(batch) >= BATCH_MAX or waiting.empty():
+            if len(batch) >= BATCH_MAX or waiting.empty() or app.rebalancing:
                 await pipeline.handle([_raw_record(handled.message) for handled in batch])
                 for handled in batch:
                     await manual.ack(handled)
