@@ -16,6 +16,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.cluster import ClusterMetadata
 from aiokafka.errors import (
     InvalidProducerEpoch,
     KafkaError,
@@ -172,6 +173,11 @@ class DurableProducer:
         ack: asyncio.Future[Any] = await self._producer.send_batch(batch, topic, partition=partition)
         ack.add_done_callback(self._check)
         return ack
+
+    def cluster(self) -> ClusterMetadata:
+        """The current producer's view of the cluster (partitions, their leaders), read without I/O."""
+        assert self._producer is not None
+        return self._producer.client.cluster
 
     async def partitions_for(self, topic: str) -> set[int]:
         assert self._producer is not None

@@ -1,0 +1,239 @@
+"""Concurrent deliveries into shared record batches: one produce request carries every request that came
+in while the previous one was on its way.
+
+aiokafka's per-record `send` costs about twice the CPU of appending to a batch (processor/outputs.py),
+and keyless records spread at random over the partitions make one small batch per partition in each
+produce request. So deliveries wait here, cheaply, while a batch of ours is in flight to their partition's
+leader (aiokafka keeps one produce request in flight per broker anyway), and go out together once it is
+answered: one batch per partition per flush. Keyless deliveries of one flush all go to one partition,
+the next flush's to the next partition whose leader is free (Kafka's sticky partitioner, KIP-480, for
+the same reason); keyed ones go where `AIOKafkaProducer.send` would put them (murmur2 of the key).
+
+Every delivery keeps its own outcome: its future is resolved only by the acknowledgement (acks=all) of
+the batch that carries it, or fails with that batch's error. A batch Kafka refuses for good (one record
+too large for the topic, say) is sent again one record a batch, so that only the refused delivery fails.
+A delivery whose caller stopped waiting before its batch was built is not written at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.structs import TopicPartition
+
+from hookstream.kafka import DurableProducer
+from hookstream.refusals import refused_for_good
+from receivers.delivery import Delivery
+
+log = logging.getLogger(__name__)
+
+Node = int | None  # a partition leader's broker id; -1 or None while it has none or is not known
+_PARTITIONER = DefaultPartitioner()  # Kafka's own: murmur2 of the key, as the Java clients do
+
+
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    """A delivery and the future its request awaits."""
+
+    delivery: Delivery
+    acked: asyncio.Future[None]
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What one flush does with one topic's waiting deliveries."""
+
+    groups: dict[int, list[Waiting]]  # partition → the deliveries it takes now, in arrival order
+    kept: list[Waiting]  # those whose partition's leader still has a batch of ours in flight
+    next_start: int  # where the next flush starts looking for a partition for keyless deliveries
+
+
+def plan(
+    waiting: Sequence[Waiting],
+    partitions: Sequence[int],
+    leader: Callable[[int], Node],
+    busy: set[Node],
+    start: int,
+) -> Plan:
+    """Which of one topic's waiting deliveries go out now and to which partition. Pure. `partitions` is
+    every partition of the topic, sorted; a delivery whose caller gave up is dropped."""
+    sticky, next_start = _keyless_partition(partitions, leader, busy, start)
+    groups: dict[int, list[Waiting]] = {}
+    kept: list[Waiting] = []
+    hashed: dict[bytes, int] = {}
+    for item in waiting:
+        if item.acked.done():
+            continue
+        key = item.delivery.key
+        if key is None:
+            partition = sticky
+        elif (partition := hashed.get(key)) is None:
+            partition = hashed[key] = _PARTITIONER(key, partitions, partitions)
+        if partition is None or leader(partition) in busy:
+            kept.append(item)
+        else:
+            groups.setdefault(partition, []).append(item)
+    return Plan(groups, kept, next_start)
+
+
+def _keyless_partition(
+    partitions: Sequence[int], leader: Callable[[int], Node], busy: set[Node], start: int
+) -> tuple[int | None, int]:
+    """The first partition from `start` on (round robin) whose leader is known and has no batch of ours
+    in flight. When no partition has a known leader, the one at `start`: aiokafka waits for a leader
+    (or fails the batch in time). None while every partition with a leader is busy."""
+    count = len(partitions)
+    for step in range(count):
+        index = (start + step) % count
+        node = leader(partitions[index])
+        if node is not None and node >= 0 and node not in busy:
+            return partitions[index], index + 1
+    if any((node := leader(p)) is not None and node >= 0 for p in partitions):
+        return None, start
+    fallback = partitions[start % count]
+    return (None if leader(fallback) in busy else fallback), start + 1
+
+
+class Batcher:
+    """Deliveries of every raw topic into shared record batches of `producer` (see the module's doc)."""
+
+    def __init__(self, producer: DurableProducer) -> None:
+        self._producer = producer
+        self._waiting: dict[str, list[Waiting]] = {}  # by topic, in arrival order
+        self._busy: set[Node] = set()  # leaders with a batch of ours in flight
+        self._starts: dict[str, int] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._scheduled = False
+
+    def put(self, delivery: Delivery) -> asyncio.Future[None]:
+        """Queue `delivery` for the next batch to its partition; the future is done when Kafka has it."""
+        loop = asyncio.get_running_loop()
+        acked: asyncio.Future[None] = loop.create_future()
+        self._waiting.setdefault(delivery.topic, []).append(Waiting(delivery, acked))
+        self._schedule(loop)
+        return acked
+
+    def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Flush once this event-loop turn's requests are in: they share its batches."""
+        if not self._scheduled:
+            self._scheduled = True
+            loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._scheduled = False
+        cluster = self._producer.cluster()
+        by_node: dict[Node, list[tuple[str, int, list[Waiting]]]] = {}
+        for topic, waiting in self._waiting.items():
+            partitions = cluster.partitions_for_topic(topic)
+            if not partitions:
+                self._start(self._learn(topic))
+                continue
+
+            def leader(partition: int, topic: str = topic) -> Node:
+                node: Node = cluster.leader_for_partition(TopicPartition(topic, partition))
+                return node
+
+            planned = plan(waiting, sorted(partitions), leader, self._busy, self._starts.get(topic, 0))
+            self._waiting[topic], self._starts[topic] = planned.kept, planned.next_start
+            for partition, group in planned.groups.items():
+                by_node.setdefault(leader(partition), []).append((topic, partition, group))
+        for node, groups in by_node.items():
+            self._busy.add(node)
+            self._start(self._send(node, groups))
+
+    def _start(self, work: Any) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)  # the loop keeps only a weak reference to a task
+        task.add_done_callback(self._tasks.discard)
+
+    async def _learn(self, topic: str) -> None:
+        """Wait for a topic's metadata (a new producer knows none yet), then flush its deliveries; a
+        producer that cannot learn it fails them with its error."""
+        try:
+            await self._producer.partitions_for(topic)
+        except Exception as exc:
+            for item in self._waiting.pop(topic, []):
+                _settle(item, exc)
+        if any(self._waiting.values()):
+            self._schedule(asyncio.get_running_loop())
+
+    async def _send(self, node: Node, groups: list[tuple[str, int, list[Waiting]]]) -> None:
+        """Send one flush's batches to one leader, settle every delivery, free the leader."""
+        try:
+            for topic, partition, group in groups:
+                await self._deliver(topic, partition, group)
+        finally:
+            self._busy.discard(node)
+            if any(self._waiting.values()):
+                self._schedule(asyncio.get_running_loop())
+
+    async def _deliver(
+        self, topic: str, partition: int, group: list[Waiting], *, alone: bool = False
+    ) -> None:
+        """Send `group` to one partition in as few batches as fit (one a record when `alone`), and settle
+        each delivery with its batch's outcome."""
+        sent = []
+        for batch, members in self._batches(group, alone=alone):
+            try:
+                ack = await self._producer.send_batch(batch, topic, partition=partition)
+            except Exception as exc:
+                for item in members:
+                    _settle(item, exc)
+            else:
+                sent.append((ack, members))
+        results = await asyncio.gather(*(ack for ack, _ in sent), return_exceptions=True)
+        for (_, members), result in zip(sent, results, strict=True):
+            error = result if isinstance(result, BaseException) else None
+            if error is not None and refused_for_good(error) and len(members) > 1:
+                log.warning(
+                    "batch refused for good; resending its records one a batch", extra={"topic": topic}
+                )
+                await self._deliver(topic, partition, members, alone=True)
+            else:
+                for item in members:
+                    _settle(item, error)
+
+    def _batches(self, group: list[Waiting], *, alone: bool) -> list[tuple[Any, list[Waiting]]]:
+        """`group` in record batches, in order: a new batch where one is full (an empty batch takes one
+        record of any size), or for every record when `alone`."""
+        batches: list[tuple[Any, list[Waiting]]] = []
+        batch, members = None, list[Waiting]()
+        for item in group:
+            if batch is None or (alone and members) or not _append(batch, item.delivery):
+                batch, members = self._producer.create_batch(), []
+                batches.append((batch, members))
+                _append(batch, item.delivery)
+            members.append(item)
+        return batches
+
+    async def close(self) -> None:
+        """Let the batches in flight settle; fail what still waits (nothing should: the server answers its
+        requests before the sink stops)."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks))
+        for waiting in self._waiting.values():
+            for item in waiting:
+                _settle(item, ConnectionError("the receiver is stopping"))
+        self._waiting.clear()
+
+
+def _append(batch: Any, delivery: Delivery) -> bool:
+    appended = batch.append(
+        key=delivery.key, value=delivery.value, timestamp=None, headers=list(delivery.headers)
+    )
+    return appended is not None
+
+
+def _settle(item: Waiting, error: BaseException | None) -> None:
+    """Resolve a delivery's future unless its caller already stopped waiting."""
+    if item.acked.done():
+        return
+    if error is None:
+        item.acked.set_result(None)
+    else:
+        item.acked.set_exception(error)
