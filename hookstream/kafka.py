@@ -339,14 +339,21 @@ class TopicAdmin:
 
     async def min_insync(self, names: Iterable[str]) -> dict[str, int]:
         """Each topic's `min.insync.replicas`: how many in-sync replicas an acks=all write needs."""
+        return await self._int_config(names, "min.insync.replicas")
+
+    async def max_message_bytes(self, names: Iterable[str]) -> dict[str, int]:
+        """Each topic's `max.message.bytes`: the largest record batch the broker takes for it."""
+        return await self._int_config(names, "max.message.bytes")
+
+    async def _int_config(self, names: Iterable[str], key: str) -> dict[str, int]:
         (response,) = await self._admin.describe_configs(
-            [ConfigResource(ConfigResourceType.TOPIC, name, {"min.insync.replicas": None}) for name in names]
+            [ConfigResource(ConfigResourceType.TOPIC, name, {key: None}) for name in names]
         )
         return {
             resource[3]: int(value)
             for resource in response.resources
             for name, value, *_ in resource[4]
-            if name == "min.insync.replicas"
+            if name == key
         }
 
     async def partitions(self, names: Iterable[str]) -> dict[str, int]:

@@ -10,24 +10,28 @@ the next flush's to the next partition whose leader is free (Kafka's sticky part
 the same reason); keyed ones go where `AIOKafkaProducer.send` would put them (murmur2 of the key).
 
 Every delivery keeps its own outcome: its future is resolved only by the acknowledgement (acks=all) of
-the batch that carries it, or fails with that batch's error. A batch Kafka refuses for good (one record
-too large for the topic, say) is sent again one record a batch, so that only the refused delivery fails.
-A delivery whose caller stopped waiting before its batch was built is not written at all.
+the batch that carries it, or fails with that batch's error. No batch is larger than its topic's
+`max.message.bytes` (the broker checks whole batches against it), and a delivery too large for the topic
+fails alone before it is sent, as aiokafka's `send` refused records over `max_request_size`: the broker
+would refuse its whole batch, and a refused batch leaves aiokafka's idempotent producer out of sequence,
+failing the partition's next batches until `DurableProducer` replaces it. A delivery whose caller stopped
+waiting before its batch was built is not written at all.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from aiokafka.errors import MessageSizeTooLargeError
 from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from aiokafka.structs import TopicPartition
 
 from hookstream.kafka import DurableProducer
-from hookstream.refusals import refused_for_good
 from receivers.delivery import Delivery
 
 log = logging.getLogger(__name__)
@@ -102,8 +106,10 @@ def _keyless_partition(
 class Batcher:
     """Deliveries of every raw topic into shared record batches of `producer` (see the module's doc)."""
 
-    def __init__(self, producer: DurableProducer) -> None:
+    def __init__(self, producer: DurableProducer, limits: Mapping[str, int]) -> None:
+        """`limits`: each topic's max.message.bytes, the largest record batch it takes."""
         self._producer = producer
+        self._limits = limits
         self._waiting: dict[str, list[Waiting]] = {}  # by topic, in arrival order
         self._busy: set[Node] = set()  # leaders with a batch of ours in flight
         self._starts: dict[str, int] = {}
@@ -166,19 +172,22 @@ class Batcher:
         """Send one flush's batches to one leader, settle every delivery, free the leader."""
         try:
             for topic, partition, group in groups:
-                await self._deliver(topic, partition, group)
+                try:
+                    await self._deliver(topic, partition, group)
+                except Exception as exc:  # unforeseen: still every request gets its answer (a 503)
+                    log.exception("sending a batch failed", extra={"topic": topic})
+                    for item in group:
+                        _settle(item, exc)
         finally:
             self._busy.discard(node)
             if any(self._waiting.values()):
                 self._schedule(asyncio.get_running_loop())
 
-    async def _deliver(
-        self, topic: str, partition: int, group: list[Waiting], *, alone: bool = False
-    ) -> None:
-        """Send `group` to one partition in as few batches as fit (one a record when `alone`), and settle
-        each delivery with its batch's outcome."""
+    async def _deliver(self, topic: str, partition: int, group: list[Waiting]) -> None:
+        """Send `group` to one partition in as few batches as its topic takes, and settle each delivery
+        with its batch's outcome."""
         sent = []
-        for batch, members in self._batches(group, alone=alone):
+        for batch, members in self._batches(group, self._limits[topic]):
             try:
                 ack = await self._producer.send_batch(batch, topic, partition=partition)
             except Exception as exc:
@@ -188,26 +197,27 @@ class Batcher:
                 sent.append((ack, members))
         results = await asyncio.gather(*(ack for ack, _ in sent), return_exceptions=True)
         for (_, members), result in zip(sent, results, strict=True):
-            error = result if isinstance(result, BaseException) else None
-            if error is not None and refused_for_good(error) and len(members) > 1:
-                log.warning(
-                    "batch refused for good; resending its records one a batch", extra={"topic": topic}
-                )
-                await self._deliver(topic, partition, members, alone=True)
-            else:
-                for item in members:
-                    _settle(item, error)
+            for item in members:
+                _settle(item, result if isinstance(result, BaseException) else None)
 
-    def _batches(self, group: list[Waiting], *, alone: bool) -> list[tuple[Any, list[Waiting]]]:
-        """`group` in record batches, in order: a new batch where one is full (an empty batch takes one
-        record of any size), or for every record when `alone`."""
+    def _batches(self, group: list[Waiting], limit: int) -> list[tuple[Any, list[Waiting]]]:
+        """`group` in record batches of at most `limit` bytes, in order; a delivery that would be a batch
+        over the limit on its own fails here."""
         batches: list[tuple[Any, list[Waiting]]] = []
-        batch, members = None, list[Waiting]()
+        batch, members, size = None, list[Waiting](), 0
         for item in group:
-            if batch is None or (alone and members) or not _append(batch, item.delivery):
+            delivery = item.delivery
+            alone = DefaultRecordBatchBuilder.estimate_size_in_bytes(
+                delivery.key, delivery.value, list(delivery.headers)
+            )
+            if alone > limit:
+                _settle(item, MessageSizeTooLargeError(f"{alone} bytes; the topic takes {limit}"))
+                continue
+            if batch is None or size + alone > limit or not _append(batch, delivery):
                 batch, members = self._producer.create_batch(), []
                 batches.append((batch, members))
-                _append(batch, item.delivery)
+                _append(batch, delivery)  # an empty batch takes one record of any size
+            size = batch.size()
             members.append(item)
         return batches
 

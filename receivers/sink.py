@@ -14,7 +14,7 @@ from typing import Protocol
 from aiokafka.errors import KafkaError
 
 from hookstream.access import AUTHORIZATION, REFUSED_RETRY_S, KafkaRefused, authorization, refusal
-from hookstream.kafka import DurableProducer, kafka_answers, topic_admin, topic_spec
+from hookstream.kafka import DurableProducer, kafka_answers, max_record_bytes, topic_admin, topic_spec
 from hookstream.settings import Settings
 from hookstream.topics import Topics
 from receivers.batching import Batcher
@@ -72,6 +72,7 @@ class KafkaSink:
                 async with topic_admin(self._settings) as admin:
                     await admin.ensure(topic_spec(self._settings, topic) for topic in self._raw)
                     self._min_insync = await admin.min_insync(self._raw)
+                    limits = await admin.max_message_bytes(self._raw)
                 for topic in self._raw:  # the batcher partitions by the metadata the producer has
                     await self._producer.partitions_for(topic)
             except (KafkaError, OSError, KafkaRefused) as exc:
@@ -86,7 +87,8 @@ class KafkaSink:
                 delay = min(delay * 2, 5.0)
             else:
                 self._refused = None
-                self._batcher = Batcher(self._producer)
+                fallback = max_record_bytes(self._settings)  # what topic_spec gives a topic we create
+                self._batcher = Batcher(self._producer, {t: limits.get(t, fallback) for t in self._raw})
                 log.info("connected to Kafka", extra={"url": self._settings.kafka_bootstrap})
                 return
 
