@@ -7,7 +7,8 @@ produce request. So deliveries wait here, cheaply, while a batch of ours is in f
 leader (aiokafka keeps one produce request in flight per broker anyway), and go out together once it is
 answered: one batch per partition per flush. Keyless deliveries of one flush all go to one partition,
 the next flush's to the next partition whose leader is free (Kafka's sticky partitioner, KIP-480, for
-the same reason); keyed ones go where `AIOKafkaProducer.send` would put them (murmur2 of the key).
+the same reason); keyed ones go where `AIOKafkaProducer.send` would put them (murmur2 of the key). When
+requests come few at a time, a flush waits a few milliseconds for company (`linger_s`).
 
 Every delivery keeps its own outcome: its future is resolved only by the acknowledgement (acks=all) of
 the batch that carries it, or fails with that batch's error. No batch is larger than its topic's
@@ -38,6 +39,12 @@ log = logging.getLogger(__name__)
 
 Node = int | None  # a partition leader's broker id; -1 or None while it has none or is not known
 _PARTITIONER = DefaultPartitioner()  # Kafka's own: murmur2 of the key, as the Java clients do
+# After a flush of fewer than SMALL_FLUSH deliveries, the next waits up to LINGER_S for company (Kafka 4.0's
+# producers linger 5 ms by default for the same reason, KIP-1030). Measured at 1,000 requests/s: 1.2 → 6
+# deliveries a produce request, 350-380 instead of 420-530 µs of the receivers' CPU a request; at 64
+# clients flushes are large and nothing lingers (a fixed 5 ms linger cost 20-25% of requests/s there).
+LINGER_S = 0.005
+SMALL_FLUSH = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +92,12 @@ def plan(
     return Plan(groups, kept, next_start)
 
 
+def linger_s(last_flush: int) -> float:
+    """How long the next flush waits for more deliveries, given how many the last one sent: a produce
+    request costs both ends far more than a record in it, but a busy receiver's flushes fill anyway."""
+    return LINGER_S if last_flush < SMALL_FLUSH else 0.0
+
+
 def _keyless_partition(
     partitions: Sequence[int], leader: Callable[[int], Node], busy: set[Node], start: int
 ) -> tuple[int | None, int]:
@@ -114,29 +127,35 @@ class Batcher:
         self._busy: set[Node] = set()  # leaders with a batch of ours in flight
         self._starts: dict[str, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._scheduled = False
+        self._flush_at: asyncio.Handle | None = None
+        self._overdue = False
+        self._last_flush = 0  # deliveries the last flush sent
 
     def put(self, delivery: Delivery) -> asyncio.Future[None]:
         """Queue `delivery` for the next batch to its partition; the future is done when Kafka has it."""
         loop = asyncio.get_running_loop()
         acked: asyncio.Future[None] = loop.create_future()
         self._waiting.setdefault(delivery.topic, []).append(Waiting(delivery, acked))
-        self._schedule(loop)
+        if self._flush_at is None:
+            linger = linger_s(self._last_flush)
+            self._flush_at = loop.call_later(linger, self._flush) if linger else loop.call_soon(self._flush)
         return acked
 
-    def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Flush once this event-loop turn's requests are in: they share its batches."""
-        if not self._scheduled:
-            self._scheduled = True
-            loop.call_soon(self._flush)
+    def _flush_soon(self) -> None:
+        """Flush at once if deliveries are overdue: their linger passed while their leader was busy."""
+        if self._overdue:
+            if self._flush_at is not None:
+                self._flush_at.cancel()
+            self._flush_at = asyncio.get_running_loop().call_soon(self._flush)
 
     def _flush(self) -> None:
-        self._scheduled = False
+        self._flush_at, self._overdue = None, False
         cluster = self._producer.cluster()
         by_node: dict[Node, list[tuple[str, int, list[Waiting]]]] = {}
         for topic, waiting in self._waiting.items():
             partitions = cluster.partitions_for_topic(topic)
             if not partitions:
+                self._overdue = True
                 self._start(self._learn(topic))
                 continue
 
@@ -146,8 +165,11 @@ class Batcher:
 
             planned = plan(waiting, sorted(partitions), leader, self._busy, self._starts.get(topic, 0))
             self._waiting[topic], self._starts[topic] = planned.kept, planned.next_start
+            self._overdue = self._overdue or bool(planned.kept)
             for partition, group in planned.groups.items():
                 by_node.setdefault(leader(partition), []).append((topic, partition, group))
+        if by_node:
+            self._last_flush = sum(len(group) for groups in by_node.values() for _, _, group in groups)
         for node, groups in by_node.items():
             self._busy.add(node)
             self._start(self._send(node, groups))
@@ -165,8 +187,7 @@ class Batcher:
         except Exception as exc:
             for item in self._waiting.pop(topic, []):
                 _settle(item, exc)
-        if any(self._waiting.values()):
-            self._schedule(asyncio.get_running_loop())
+        self._flush_soon()
 
     async def _send(self, node: Node, groups: list[tuple[str, int, list[Waiting]]]) -> None:
         """Send one flush's batches to one leader, settle every delivery, free the leader."""
@@ -180,8 +201,7 @@ class Batcher:
                         _settle(item, exc)
         finally:
             self._busy.discard(node)
-            if any(self._waiting.values()):
-                self._schedule(asyncio.get_running_loop())
+            self._flush_soon()
 
     async def _deliver(self, topic: str, partition: int, group: list[Waiting]) -> None:
         """Send `group` to one partition in as few batches as its topic takes, and settle each delivery

@@ -1,6 +1,7 @@
-"""Where the batcher sends waiting deliveries (`plan`, pure): keyless ones of a flush together to one
-partition whose leader is free, the next flush's to the next; keyed ones where Kafka's partitioner puts
-them; nothing to a leader that has a batch of ours in flight; nothing whose caller gave up."""
+"""Where and when the batcher sends waiting deliveries (`plan`, `linger_s`; pure): keyless ones of a
+flush together to one partition whose leader is free, the next flush's to the next; keyed ones where
+Kafka's partitioner puts them; nothing to a leader that has a batch of ours in flight; nothing whose
+caller gave up; a wait for company only after a small flush."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import asyncio
 
 from aiokafka.partitioner import murmur2
 
-from receivers.batching import Node, Waiting, plan
+from receivers.batching import LINGER_S, SMALL_FLUSH, Node, Waiting, linger_s, plan
 from receivers.delivery import Delivery
 
 PARTITIONS = [0, 1, 2, 3]
@@ -83,3 +84,8 @@ async def test_a_delivery_whose_caller_gave_up_is_dropped() -> None:
 def _partition_of(item: Waiting) -> int:
     assert item.delivery.key is not None
     return int(murmur2(item.delivery.key) & 0x7FFFFFFF) % len(PARTITIONS)
+
+
+def test_only_a_flush_after_a_small_one_lingers() -> None:
+    assert linger_s(0) == linger_s(SMALL_FLUSH - 1) == LINGER_S > 0
+    assert linger_s(SMALL_FLUSH) == linger_s(64) == 0
