@@ -77,6 +77,7 @@ def plan(
     groups: dict[int, list[Waiting]] = {}
     kept: list[Waiting] = []
     hashed: dict[bytes, int] = {}
+    free: dict[int, bool] = {}  # partition → whether its leader takes a batch now
     for item in waiting:
         if item.acked.done():
             continue
@@ -85,10 +86,15 @@ def plan(
             partition = sticky
         elif (partition := hashed.get(key)) is None:
             partition = hashed[key] = _PARTITIONER(key, partitions, partitions)
-        if partition is None or leader(partition) in busy:
+        if partition is None:
             kept.append(item)
-        else:
+            continue
+        if (takes := free.get(partition)) is None:
+            takes = free[partition] = leader(partition) not in busy
+        if takes:
             groups.setdefault(partition, []).append(item)
+        else:
+            kept.append(item)
     return Plan(groups, kept, next_start)
 
 
@@ -190,35 +196,31 @@ class Batcher:
         self._flush_soon()
 
     async def _send(self, node: Node, groups: list[tuple[str, int, list[Waiting]]]) -> None:
-        """Send one flush's batches to one leader, settle every delivery, free the leader."""
+        """Send one flush's batches to one leader (all of them before awaiting any acknowledgement), settle
+        each delivery with its batch's outcome, free the leader."""
         try:
+            sent = []
             for topic, partition, group in groups:
-                try:
-                    await self._deliver(topic, partition, group)
-                except Exception as exc:  # unforeseen: still every request gets its answer (a 503)
-                    log.exception("sending a batch failed", extra={"topic": topic})
-                    for item in group:
-                        _settle(item, exc)
+                for batch, members in self._batches(group, self._limits[topic]):
+                    try:
+                        ack = await self._producer.send_batch(batch, topic, partition=partition)
+                    except Exception as exc:
+                        for item in members:
+                            _settle(item, exc)
+                    else:
+                        sent.append((ack, members))
+            results = await asyncio.gather(*(ack for ack, _ in sent), return_exceptions=True)
+            for (_, members), result in zip(sent, results, strict=True):
+                for item in members:
+                    _settle(item, result if isinstance(result, BaseException) else None)
+        except Exception as exc:  # unforeseen: still every request gets its answer (a 503)
+            log.exception("sending batches failed")
+            for _, _, group in groups:
+                for item in group:
+                    _settle(item, exc)
         finally:
             self._busy.discard(node)
             self._flush_soon()
-
-    async def _deliver(self, topic: str, partition: int, group: list[Waiting]) -> None:
-        """Send `group` to one partition in as few batches as its topic takes, and settle each delivery
-        with its batch's outcome."""
-        sent = []
-        for batch, members in self._batches(group, self._limits[topic]):
-            try:
-                ack = await self._producer.send_batch(batch, topic, partition=partition)
-            except Exception as exc:
-                for item in members:
-                    _settle(item, exc)
-            else:
-                sent.append((ack, members))
-        results = await asyncio.gather(*(ack for ack, _ in sent), return_exceptions=True)
-        for (_, members), result in zip(sent, results, strict=True):
-            for item in members:
-                _settle(item, result if isinstance(result, BaseException) else None)
 
     def _batches(self, group: list[Waiting], limit: int) -> list[tuple[Any, list[Waiting]]]:
         """`group` in record batches of at most `limit` bytes, in order; a delivery that would be a batch
