@@ -36,15 +36,27 @@ SMALL_TOPIC_BYTES = 2000  # the topic's max.message.bytes: a 5,000-byte body is 
 
 
 @contextlib.asynccontextmanager
-async def batching(settings: Settings, topic: str, limit: int) -> AsyncIterator[Batcher]:
+async def batching(settings: Settings, topic: str, limit: int | None = None) -> AsyncIterator[Batcher]:
     producer = DurableProducer(settings, role="receiver", linger_ms=0)
     await producer.start()
-    batcher = Batcher(producer, {topic: limit})
+    batcher = Batcher(producer, {topic: limit or max_record_bytes(settings)})
     try:
         yield batcher
     finally:
         await producer.stop()
         await batcher.close()
+
+
+async def forum_topic(
+    bootstrap: str, namespace: str, *, max_message_bytes: int | None = None
+) -> tuple[Settings, str]:
+    """This test's settings and its forum raw topic, created; with `max_message_bytes`, one partition
+    taking batches of at most that size."""
+    settings = Settings(kafka_bootstrap=bootstrap, namespace=namespace)
+    topic = Topics(namespace).raw("websitetoolbox")
+    small = TopicSpec(topic, 1, None, {"max.message.bytes": str(max_message_bytes)})
+    await ensure_topics(settings, [topic_spec(settings, topic) if max_message_bytes is None else small])
+    return settings, topic
 
 
 def raw(topic: str, value: bytes, key: bytes | None = None) -> Delivery:
@@ -54,10 +66,8 @@ def raw(topic: str, value: bytes, key: bytes | None = None) -> Delivery:
 async def test_one_turns_deliveries_share_a_partition_and_keyed_ones_land_where_kafka_puts_them(
     bootstrap: str, namespace: str
 ) -> None:
-    settings = Settings(kafka_bootstrap=bootstrap, namespace=namespace)
-    topic = Topics(namespace).raw("websitetoolbox")
-    await ensure_topics(settings, [topic_spec(settings, topic)])
-    async with batching(settings, topic, max_record_bytes(settings)) as batcher:
+    settings, topic = await forum_topic(bootstrap, namespace)
+    async with batching(settings, topic) as batcher:
         first = [batcher.put(raw(topic, b"first-%d" % n)) for n in range(20)]
         keyed = [batcher.put(raw(topic, b"keyed-%d" % n, key=b"msg_%d" % n)) for n in range(12)]
         await asyncio.gather(*first, *keyed)
@@ -78,9 +88,7 @@ async def test_one_turns_deliveries_share_a_partition_and_keyed_ones_land_where_
 async def test_batches_fit_the_topic_and_a_record_too_large_for_it_fails_alone_before_it_is_sent(
     bootstrap: str, namespace: str
 ) -> None:
-    settings = Settings(kafka_bootstrap=bootstrap, namespace=namespace)
-    topic = Topics(namespace).raw("websitetoolbox")
-    await ensure_topics(settings, [TopicSpec(topic, 1, None, {"max.message.bytes": str(SMALL_TOPIC_BYTES)})])
+    settings, topic = await forum_topic(bootstrap, namespace, max_message_bytes=SMALL_TOPIC_BYTES)
     async with topic_admin(settings) as admin:
         (limit,) = (await admin.max_message_bytes([topic])).values()
     assert limit == SMALL_TOPIC_BYTES
@@ -97,10 +105,8 @@ async def test_batches_fit_the_topic_and_a_record_too_large_for_it_fails_alone_b
 async def test_a_delivery_given_up_before_its_batch_is_built_is_never_written(
     bootstrap: str, namespace: str
 ) -> None:
-    settings = Settings(kafka_bootstrap=bootstrap, namespace=namespace)
-    topic = Topics(namespace).raw("websitetoolbox")
-    await ensure_topics(settings, [topic_spec(settings, topic)])
-    async with batching(settings, topic, max_record_bytes(settings)) as batcher:
+    settings, topic = await forum_topic(bootstrap, namespace)
+    async with batching(settings, topic) as batcher:
         batcher.put(raw(topic, b"given up")).cancel()
         await batcher.put(raw(topic, b"kept"))
     assert [record.value for record in await read_all(bootstrap, topic)] == [b"kept"]
@@ -112,8 +118,7 @@ async def test_over_http_the_refused_request_is_503_counted_and_the_rest_of_its_
     settings = Settings.from_env(
         {**SENDERS, "HOOKSTREAM_KAFKA_BOOTSTRAP": bootstrap, "HOOKSTREAM_NAMESPACE": namespace}
     )
-    topic = Topics(namespace).raw("websitetoolbox")
-    await ensure_topics(settings, [TopicSpec(topic, 1, None, {"max.message.bytes": str(SMALL_TOPIC_BYTES)})])
+    _, topic = await forum_topic(bootstrap, namespace, max_message_bytes=SMALL_TOPIC_BYTES)
     metrics = ReceiverMetrics()
     app = make_app(settings, enabled_sources(settings), KafkaSink(settings), metrics)
     async with serving(app) as url, aiohttp.ClientSession() as session:
