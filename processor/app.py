@@ -3,6 +3,7 @@ worker's own HTTP server for /metrics and /healthz."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, cast
 
@@ -21,7 +22,6 @@ from processor.records import RawRecord
 from processor.transport import Transport, broker_credentials
 
 BATCH_MAX = 500
-BATCH_WITHIN_S = 0.01
 
 
 def worker_dir(settings: Settings) -> Path:
@@ -51,16 +51,44 @@ def create_app(settings: Settings, pipeline: Pipeline) -> faust.App:
         web_enabled=True,
         web_port=settings.worker_port,
         web_bind=settings.http_host,
+        cython_optimizations=True,
     )
     app.transport = Transport(app.conf.broker_consumer, app)
-    raw_topics = app.topic(*Topics(settings.namespace).all_raw, key_serializer="raw", value_serializer="raw")
+    raw_topics = app.topic(*Topics(settings.namespace).all_raw, schema=RawBytes())
 
     @app.agent(raw_topics, name="normalize")
     async def normalize_raw(stream: faust.StreamT[bytes]) -> None:
-        async for batch in cast(faust.Stream[bytes], stream).take_events(BATCH_MAX, within=BATCH_WITHIN_S):
-            await pipeline.handle([_raw_record(event.message) for event in batch])
+        """A batch is what the stream holds when the agent is ready for it, at most BATCH_MAX records:
+        never a wait for more (at 1,000 events/s, Faust's `take_events` window was most of stage one's
+        latency), and the larger the backlog the larger the batch. Acked once Kafka has all it became,
+        and only then (an error in `handle` leaves the batch unacked: read again)."""
+        manual = cast(faust.Stream[bytes], cast(faust.Stream[bytes], stream).noack())  # StreamT lacks noack
+        waiting = cast(faust.ChannelT[bytes], manual.channel).queue
+        batch: list[faust.types.EventT[bytes]] = []
+        async for event in manual.events():
+            batch.append(event)
+            if len(batch) >= BATCH_MAX or waiting.empty():
+                await pipeline.handle([_raw_record(handled.message) for handled in batch])
+                for handled in batch:
+                    await manual.ack(handled)
+                batch = []
 
     return app
+
+
+class RawBytes(faust.Schema[bytes, bytes]):
+    """Keys and values as Kafka has them. Faust's own schema, even with the `raw` serializer, asks its
+    codec registry twice a message for bytes it then leaves as they are (~2% of a worker's CPU)."""
+
+    def compile(self, app: faust.types.AppT, **_: Any) -> Callable[..., Awaitable[faust.types.EventT[bytes]]]:
+        create_event = app.create_event
+
+        async def decode(
+            message: faust.types.Message, *, propagate: bool = False
+        ) -> faust.types.EventT[bytes]:
+            return create_event(message.key, message.value, message.headers, message)
+
+        return decode
 
 
 def raw_partitions(app: faust.App, settings: Settings) -> list[tuple[str, TopicPartition]]:

@@ -70,15 +70,17 @@ class Batch:
             metrics.duplicates.labels(source).inc(copies)
         for reason, events in self.unroutable.items():
             metrics.unroutable.labels(reason).inc(events)
+        published = Counter[str]()  # type → events: one increment a type, not one an event
         for key, record in self.fresh.items():
             headers = dict(record.headers)
             if key in self.unwritable:
                 metrics.dead_letters.labels(source_of(headers), "unwritable").inc()
             elif H.ERROR not in headers:  # a dead letter of the normalize stage, which counted it
-                event_type = headers.get(H.EVENT_TYPE, b"").decode()
-                metrics.events_published.labels(metrics.event_type(event_type)).inc()
+                published[headers.get(H.EVENT_TYPE, b"").decode()] += 1
                 received_at = int(headers.get(H.RECEIVED_AT, b"0") or 0)
                 metrics.event_latency.observe(max(0, self.now_ms - received_at) / 1000)
+        for event_type, events in published.items():
+            metrics.events_published.labels(metrics.event_type(event_type)).inc(events)
 
 
 def decide(

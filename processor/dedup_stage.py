@@ -17,8 +17,8 @@ A consume-transform-produce loop of our own over `<ns>.internal.keyed`, in its o
   few records a partition. Memory and metrics change after the commit; until then the gathered ids
   count as seen for the partition's later records. A hand-over (revocation, stop) commits first.
 - `at_least_once`: for all partitions of one poll together, outputs are sent and acknowledged, then the
-  state records, then the offsets are committed in one request. A crash can publish an event twice,
-  never lose one. (One commit per poll, not per partition: the consumer serializes commits, and six of
+  state records and the offsets (one commit request) go side by side. A crash can publish an event
+  twice, never lose one. (One commit per poll, not per partition: the consumer serializes commits, and six of
   them in a row were most of the stage's latency.)
 
 Nothing a sender sends stops a partition here: a topic that can be no topic (a name that collides with an
@@ -278,10 +278,14 @@ class DedupStage(ConsumerRebalanceListener):  # type: ignore[misc]
             await producer.commit_transaction()
 
     async def _commit_in_order(self, batches: list[Batch]) -> None:
-        """at_least_once, for every partition of one poll together: outputs acknowledged, then the state
-        records; then the batches count as done, and one offset commit follows. An event Kafka refuses
-        for good is dead-lettered at once (topics that took it before the refusal keep it). A commit that
-        fails is tried again with the next poll's, never by reading the records again."""
+        """at_least_once, for every partition of one poll together: outputs acknowledged; then the state
+        records and one offset commit, side by side; then the batches count as done. An event Kafka
+        refuses for good is dead-lettered at once (topics that took it before the refusal keep it). A
+        commit that fails is tried again with the next poll's, never by reading the records again.
+
+        The offsets may commit before the state records are in: a crash between the two forgets ids
+        whose events are published, so a later copy is published again, which at_least_once allows;
+        an output is never lost. One round trip less a poll (the state and the commit took one each)."""
         assert self._producer is not None
         assert self._consumer is not None
         try:
@@ -296,17 +300,30 @@ class DedupStage(ConsumerRebalanceListener):  # type: ignore[misc]
                 self._note(refused)
                 letters = [refusal.output for refusal in refused]
                 await asyncio.sleep(RETRY_DELAY_S)
-            await send_all(self._producer, [output for batch in marked for output in batch.state])
         except KafkaError as exc:
             await self._read_again(batches, exc)
             return
         for batch in marked:
-            self._remember(batch)
             self._uncommitted.update(batch.offsets)
-        try:
-            await self._consumer.commit(self._uncommitted)
-        except KafkaError as exc:  # the records are in Kafka and counted: only their offsets wait
-            log.warning("offsets not committed; trying again with the next batch", extra={"error": repr(exc)})
+        stated: object
+        committed: object
+        stated, committed = await asyncio.gather(
+            send_all(self._producer, [output for batch in marked for output in batch.state]),
+            self._consumer.commit(self._uncommitted),
+            return_exceptions=True,
+        )
+        for outcome in (stated, committed):
+            if isinstance(outcome, BaseException) and not isinstance(outcome, KafkaError):
+                raise outcome
+        if isinstance(stated, KafkaError):
+            await self._read_again(batches, stated)
+            return
+        for batch in marked:
+            self._remember(batch)
+        if isinstance(committed, KafkaError):  # the records are in Kafka and counted: only offsets wait
+            log.warning(
+                "offsets not committed; trying again with the next batch", extra={"error": repr(committed)}
+            )
             assigned = self._consumer.assignment()
             self._uncommitted = {tp: o for tp, o in self._uncommitted.items() if tp in assigned}
             await asyncio.sleep(RETRY_DELAY_S)

@@ -8,18 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from aiokafka.errors import KafkaError
-from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 from hookstream import headers as H
 from hookstream.kafka import DurableProducer
 from hookstream.refusals import UNWRITABLE, refusal_detail, refused_for_good
 from processor.cloudevents import CONTENT_TYPE
+from processor.partitioner import partition_for
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,6 @@ class Refusal:
 EVENT_HEADERS = ((H.CONTENT_TYPE, CONTENT_TYPE.encode()),)
 # (the acknowledgement of one record batch, the outputs it carries)
 Sent = tuple["asyncio.Future[Any]", list[Output]]
-_PARTITIONER = DefaultPartitioner()  # Kafka's own: murmur2 of the key, as the Java clients do
 
 
 def published(record: Any) -> list[Output]:
@@ -140,10 +140,10 @@ def _partition(output: Output, every: list[int], hashed: dict[tuple[bytes, int],
     if output.partition is not None:
         return output.partition
     if output.key is None:
-        return int(_PARTITIONER(None, every, every))
+        return random.choice(every)  # noqa: S311 - placement, not secrecy: as Kafka places a keyless record
     memo = (output.key, len(every))
     if memo not in hashed:
-        hashed[memo] = _PARTITIONER(output.key, every, every)
+        hashed[memo] = every[partition_for(output.key, len(every))]
     return hashed[memo]
 
 

@@ -1,5 +1,6 @@
-"""The worker's Faust consumer hands each fetched message to the stream without a task per message, and
-still lets a rebalance interrupt a delivery that blocks, as Faust's own drain loop does."""
+"""The worker's Faust consumer runs on the worker's own loop, hands each fetched message to the stream
+without a task per message, and still lets a rebalance interrupt a delivery that blocks, as Faust's own
+drain loop does."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from typing import Any
 import faust
 import pytest
 from faust.transport.consumer import Consumer as FaustConsumer
+from faust.transport.drivers import aiokafka as faust_aiokafka
+from mode.threads import ServiceThread
 
 from hookstream.settings import Settings
 from hookstream.topics import Topics
@@ -80,3 +83,27 @@ async def test_a_rebalance_interrupts_a_delivery_that_blocks(consumer: Any) -> N
     assert results.results == [True]  # the flow event won
     await asyncio.sleep(0)
     assert outcome == ["cancelled"]
+
+
+def test_faust_still_serves_a_consumer_thread_as_the_same_loop_version_does() -> None:
+    """What running Faust's consumer "thread" on the worker's loop relies on: the thread's `_serve`
+    starts the service and stops it through `_shutdown_thread`; every consumer call goes through
+    `call_thread`. A Faust or mode upgrade that changes these fails here."""
+    serve = " ".join(inspect.getsource(ServiceThread._serve).split())
+    assert "await self._default_start() " in serve
+    assert "await self._shutdown_thread()" in serve
+    fetch = inspect.getsource(faust_aiokafka.AIOKafkaConsumerThread.getmany)
+    assert "self.call_thread(" in fetch
+
+
+async def test_the_consumer_runs_on_the_workers_own_loop_and_calls_it_inline(consumer: Any) -> None:
+    thread = consumer._thread
+    assert thread.thread_loop is asyncio.get_running_loop()
+    called_in: list[asyncio.Task[Any] | None] = []
+
+    async def call(value: str) -> str:
+        called_in.append(asyncio.current_task())
+        return value
+
+    assert await thread.call_thread(call, "fetched") == "fetched"
+    assert called_in == [asyncio.current_task()]  # no method queue, no other loop, no other task
