@@ -16,6 +16,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.cluster import ClusterMetadata
 from aiokafka.errors import (
     InvalidProducerEpoch,
     KafkaError,
@@ -172,6 +173,11 @@ class DurableProducer:
         ack: asyncio.Future[Any] = await self._producer.send_batch(batch, topic, partition=partition)
         ack.add_done_callback(self._check)
         return ack
+
+    def cluster(self) -> ClusterMetadata:
+        """The current producer's view of the cluster (partitions, their leaders), read without I/O."""
+        assert self._producer is not None
+        return self._producer.client.cluster
 
     async def partitions_for(self, topic: str) -> set[int]:
         assert self._producer is not None
@@ -336,14 +342,21 @@ class TopicAdmin:
 
     async def min_insync(self, names: Iterable[str]) -> dict[str, int]:
         """Each topic's `min.insync.replicas`: how many in-sync replicas an acks=all write needs."""
+        return await self._int_config(names, "min.insync.replicas")
+
+    async def max_message_bytes(self, names: Iterable[str]) -> dict[str, int]:
+        """Each topic's `max.message.bytes`: the largest record batch the broker takes for it."""
+        return await self._int_config(names, "max.message.bytes")
+
+    async def _int_config(self, names: Iterable[str], key: str) -> dict[str, int]:
         (response,) = await self._admin.describe_configs(
-            [ConfigResource(ConfigResourceType.TOPIC, name, {"min.insync.replicas": None}) for name in names]
+            [ConfigResource(ConfigResourceType.TOPIC, name, {key: None}) for name in names]
         )
         return {
             resource[3]: int(value)
             for resource in response.resources
             for name, value, *_ in resource[4]
-            if name == "min.insync.replicas"
+            if name == key
         }
 
     async def partitions(self, names: Iterable[str]) -> dict[str, int]:

@@ -10,7 +10,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from hookstream import clients
-from hookstream.heap import freeze_startup_objects
+from hookstream.heap import collect_young_less_often, freeze_startup_objects
 from hookstream.settings import Settings
 from receivers.app import RUNNER_OPTIONS, make_app
 from receivers.metrics import ReceiverMetrics
@@ -59,6 +59,7 @@ async def _serve(app: web.Application, settings: Settings) -> None:
     site = web.TCPSite(runner, settings.http_host, settings.http_port, reuse_port=True)
     await site.start()
     freeze_startup_objects()
+    collect_young_less_often()
     log.info("receivers listening", extra={"url": f"http://{settings.http_host}:{settings.http_port}"})
     try:
         await stopping.wait()

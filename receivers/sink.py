@@ -14,9 +14,10 @@ from typing import Protocol
 from aiokafka.errors import KafkaError
 
 from hookstream.access import AUTHORIZATION, REFUSED_RETRY_S, KafkaRefused, authorization, refusal
-from hookstream.kafka import DurableProducer, kafka_answers, topic_admin, topic_spec
+from hookstream.kafka import DurableProducer, kafka_answers, max_record_bytes, topic_admin, topic_spec
 from hookstream.settings import Settings
 from hookstream.topics import Topics
+from receivers.batching import Batcher
 from receivers.delivery import Delivery
 
 log = logging.getLogger(__name__)
@@ -36,11 +37,12 @@ class RawSink(Protocol):
 
 
 class KafkaSink:
-    """An idempotent acks=all producer; many concurrent requests share its batches."""
+    """An idempotent acks=all producer; concurrent requests share its record batches (`Batcher`)."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._producer: DurableProducer | None = None
+        self._batcher: Batcher | None = None
         self._started: asyncio.Task[None] | None = None
         self._raw = Topics(settings.namespace).all_raw
         self._min_insync: dict[str, int] = {}
@@ -55,9 +57,9 @@ class KafkaSink:
     async def _connect(self) -> None:
         delay = 0.2
         while True:
-            # linger 0: under load, records pile into the next batch anyway while the previous produce
-            # request is in flight, so waiting only adds latency (measured: linger 2-5 ms and lz4/zstd
-            # compression each lowered requests/s at 64 clients; see the receivers issue's note).
+            # linger 0: the batcher gathers requests while the previous batch is in flight, so waiting
+            # only adds latency (measured: linger 2-5 ms and lz4/zstd compression each lowered
+            # requests/s at 64 clients; see the receivers issue's note).
             self._producer = DurableProducer(
                 self._settings,
                 role="receiver",
@@ -70,6 +72,9 @@ class KafkaSink:
                 async with topic_admin(self._settings) as admin:
                     await admin.ensure(topic_spec(self._settings, topic) for topic in self._raw)
                     self._min_insync = await admin.min_insync(self._raw)
+                    limits = await admin.max_message_bytes(self._raw)
+                for topic in self._raw:  # the batcher partitions by the metadata the producer has
+                    await self._producer.partitions_for(topic)
             except (KafkaError, OSError, KafkaRefused) as exc:
                 await self._producer.stop()
                 refused = await refusal(exc, self._settings, "WRITE")
@@ -82,6 +87,8 @@ class KafkaSink:
                 delay = min(delay * 2, 5.0)
             else:
                 self._refused = None
+                fallback = max_record_bytes(self._settings)  # what topic_spec gives a topic we create
+                self._batcher = Batcher(self._producer, {t: limits.get(t, fallback) for t in self._raw})
                 log.info("connected to Kafka", extra={"url": self._settings.kafka_bootstrap})
                 return
 
@@ -98,16 +105,15 @@ class KafkaSink:
                 await self._started
         if self._producer is not None:
             await self._producer.stop()
+        if self._batcher is not None:
+            await self._batcher.close()
 
     async def deliver(self, delivery: Delivery) -> None:
-        if self._producer is None or self._started is None or not self._started.done():
+        if self._batcher is None or self._started is None or not self._started.done():
             raise SinkUnavailable("not connected to Kafka yet")
         try:
-            ack = await self._producer.send(
-                delivery.topic, value=delivery.value, key=delivery.key, headers=list(delivery.headers)
-            )
-            # A caller that gives up waiting must not cancel the batch's future under aiokafka's feet.
-            await asyncio.shield(ack)
+            # The future is the batcher's own, not aiokafka's: a caller that gives up may cancel it.
+            await self._batcher.put(delivery)
         except KafkaError as exc:
             if isinstance(exc, AUTHORIZATION):
                 self._refuse(authorization(exc, self._settings, "WRITE") or KafkaRefused(str(exc)))
