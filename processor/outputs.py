@@ -18,9 +18,9 @@ from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 from hookstream import headers as H
 from hookstream.kafka import DurableProducer
+from hookstream.partitioner import partition_for
 from hookstream.refusals import UNWRITABLE, refusal_detail, refused_for_good
 from processor.cloudevents import CONTENT_TYPE
-from processor.partitioner import partition_for
 
 log = logging.getLogger(__name__)
 

@@ -28,17 +28,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiokafka.errors import MessageSizeTooLargeError
-from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from aiokafka.structs import TopicPartition
 
 from hookstream.kafka import DurableProducer
+from hookstream.partitioner import partition_for
 from receivers.delivery import Delivery
 
 log = logging.getLogger(__name__)
 
 Node = int | None  # a partition leader's broker id; -1 or None while it has none or is not known
-_PARTITIONER = DefaultPartitioner()  # Kafka's own: murmur2 of the key, as the Java clients do
 # After a flush of fewer than SMALL_FLUSH deliveries, the next waits up to LINGER_S for company (Kafka 4.0's
 # producers linger 5 ms by default for the same reason, KIP-1030). Measured at 1,000 requests/s: 1.2 → 6
 # deliveries a produce request, 350-380 instead of 420-530 µs of the receivers' CPU a request; at 64
@@ -85,7 +84,7 @@ def plan(
         if key is None:
             partition = sticky
         elif (partition := hashed.get(key)) is None:
-            partition = hashed[key] = _PARTITIONER(key, partitions, partitions)
+            partition = hashed[key] = partitions[partition_for(key, len(partitions))]
         if partition is None:
             kept.append(item)
             continue

@@ -6,8 +6,8 @@ from aiokafka.partitioner import DefaultPartitioner, murmur2
 from hypothesis import given
 from hypothesis import strategies as st
 
-from processor.partitioner import murmur2 as fast_murmur2
-from processor.partitioner import partition_for
+from hookstream.partitioner import murmur2 as fast_murmur2
+from hookstream.partitioner import partition_for
 
 
 @given(st.binary(max_size=300), st.integers(min_value=1, max_value=10_000))
