@@ -3,6 +3,7 @@ worker's own HTTP server for /metrics and /healthz."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, cast
@@ -19,7 +20,7 @@ from processor.liveness import LivenessWatch
 from processor.metrics import ProcessorMetrics
 from processor.pipeline import Pipeline
 from processor.records import RawRecord
-from processor.transport import Transport, broker_credentials
+from processor.transport import Transport, WorkerConsumer, broker_credentials
 
 BATCH_MAX = 500
 
@@ -59,27 +60,46 @@ def create_app(settings: Settings, pipeline: Pipeline) -> faust.App:
     @app.agent(raw_topics, name="normalize")
     async def normalize_raw(stream: faust.StreamT[bytes]) -> None:
         """A batch is what the stream holds when the agent is ready for it, at most BATCH_MAX records:
-        never a wait for more (at 1,000 events/s, Faust's `take_events` window was most of stage one's
-        latency), and the larger the backlog the larger the batch. Acked once Kafka has all it became,
-        and only then (an error in `handle` leaves the batch unacked: read again).
-
-        Never hold a batch while waiting for the stream: a rebalance clears the stream's queue and then
-        waits for every event taken to be acked (`Consumer.wait_empty`), so a batch kept for the events
-        that were queued would wait for them forever, and the rebalance with it. A rebalance marks the
-        app (`rebalancing`, set as it starts, loop turns before the queue is cleared): from then on each
-        event taken is handled at once."""
+        never a wait for more (Faust's `take_events` waits out a window: at 1,000 events/s most of stage
+        one's latency, and its background drainer cost 8-30% more CPU a record), and the larger the
+        backlog the larger the batch."""
         manual = cast(faust.Stream[bytes], cast(faust.Stream[bytes], stream).noack())  # StreamT lacks noack
         waiting = cast(faust.ChannelT[bytes], manual.channel).queue
-        batch: list[faust.types.EventT[bytes]] = []
+        taken = TakenEvents(pipeline, manual)
+        consumer = app.consumer
+        assert isinstance(consumer, WorkerConsumer)
+        consumer.hand_over_taken = taken.hand_over
         async for event in manual.events():
-            batch.append(event)
-            if len(batch) >= BATCH_MAX or waiting.empty() or app.rebalancing:
-                await pipeline.handle([_raw_record(handled.message) for handled in batch])
-                for handled in batch:
-                    await manual.ack(handled)
-                batch = []
+            taken.events.append(event)
+            if len(taken.events) >= BATCH_MAX or waiting.empty():
+                await taken.hand_over()
 
     return app
+
+
+class TakenEvents:
+    """Events the normalize agent took from its stream and has not handed to the pipeline yet.
+
+    They are handed over, and acked once Kafka has everything they became, one batch at a time and in
+    the order taken: by the agent when its stream runs dry or the batch is full, and by the consumer
+    (`WorkerConsumer.wait_empty`) when Faust clears the stream's queue for a stop or a rebalance and
+    waits for every event taken to be acked: the agent then waits for an event that will not come (a
+    batch held there hung a worker's stop, in `make bench`)."""
+
+    def __init__(self, pipeline: Pipeline, stream: faust.Stream[bytes]) -> None:
+        self.events: list[faust.types.EventT[bytes]] = []
+        self._pipeline = pipeline
+        self._stream = stream
+        self._handing_over = asyncio.Lock()
+
+    async def hand_over(self) -> None:
+        events, self.events = self.events, []
+        if not events:
+            return
+        async with self._handing_over:
+            await self._pipeline.handle([_raw_record(event.message) for event in events])
+            for event in events:
+                await self._stream.ack(event)
 
 
 class RawBytes(faust.Schema[bytes, bytes]):

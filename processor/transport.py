@@ -66,9 +66,20 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         return consumer
 
 
-class _Consumer(faust_aiokafka.Consumer):
+class WorkerConsumer(faust_aiokafka.Consumer):
+    # Set by the normalize agent (processor/app.py): hands over the events it took and still holds.
+    hand_over_taken: Callable[[], Awaitable[None]] | None = None
+
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def wait_empty(self) -> None:
+        """Faust waits here, once it has cleared the streams' queues (a stop, a rebalance), for every
+        event a stream took to be acked. No event will come now to complete the batch the agent holds,
+        so it is handed over first (and acked once Kafka has what it became)."""
+        if self.hand_over_taken is not None:
+            await self.hand_over_taken()
+        await super().wait_empty()
 
     async def wait_first(self, *coros: WaitArgT, timeout: Any = None) -> WaitResults:  # noqa: ASYNC109 - Faust's signature
         """Faust's drain loop (`Consumer._drain_messages`, its only caller on a consumer) hands every
@@ -91,7 +102,7 @@ class _Consumer(faust_aiokafka.Consumer):
 
 
 class Transport(faust_aiokafka.Transport):
-    Consumer = _Consumer
+    Consumer = WorkerConsumer
 
 
 def broker_credentials(settings: Settings) -> faust.SASLCredentials | faust.SSLCredentials | None:
