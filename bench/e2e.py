@@ -23,7 +23,7 @@ from pathlib import Path
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from bench import meter
+from bench import children, meter
 from bench.payloads import payload
 from bench.profile import Profiler
 from bench.receivers import TOKEN, wait_ready
@@ -144,9 +144,7 @@ async def measure(
         }
     finally:
         await consumer.stop()
-        for service in services:
-            service.terminate()
-            await service.wait()
+        await children.stop(services)
 
 
 def partitions_of(settings: Settings, topic: str) -> list[TopicPartition]:

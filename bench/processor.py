@@ -20,7 +20,7 @@ import aiohttp
 import orjson
 from prometheus_client.parser import text_string_to_metric_families
 
-from bench import meter
+from bench import children, meter
 from bench.payloads import raw_records
 from bench.peers import kstreams
 from bench.profile import Profiler
@@ -136,10 +136,7 @@ async def workers_run(
                 await asyncio.sleep(PROGRESS_EVERY_S)
             last = meter.sample(pids, done)
     finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            await asyncio.wait_for(process.wait(), 30)
+        await children.stop(processes)
     eps = count / await meter.output_seconds(settings, Topics(settings.namespace).events)
     return meter.Throughput(eps, meter.us_per_unit(first or meter.Sample(0.0, 0.0, 0.0), last))
 

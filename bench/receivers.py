@@ -17,7 +17,7 @@ from pathlib import Path
 
 import aiohttp
 
-from bench import meter
+from bench import children, meter
 from bench.profile import Profiler
 from tests.fixtures import FIXTURES
 
@@ -132,5 +132,4 @@ async def measure_server(
         await asyncio.to_thread(Path(script.name).unlink)
         return dataclasses.replace(result, cpu_us_per_request=meter.us_per_unit(before, after))
     finally:
-        server.terminate()
-        await server.wait()
+        await children.stop([server])
