@@ -39,6 +39,11 @@ NORMALIZER_ERROR = "normalizer_error"
 UNKNOWN = "unknown"
 DEAD_LETTER_HEADERS = frozenset((H.ERROR, H.ERROR_DETAIL, H.ORIGIN))
 DEAD_LETTER_RETRY_S = 5.0
+# Records normalized between two turns of the event loop. A batch of 500 normalized in one go held the
+# loop for 20-70 ms (the dedup stage, fetches and acknowledgements waited), and a backlog made the next
+# batch larger still. Measured at 1,000 events/s, back to back, four pairs: stage one p99 29-67 ms
+# against 24-153 ms, end to end p99 63-103 ms against 63-208 ms; the same CPU.
+NORMALIZE_SLICE = 50
 
 
 class Pipeline:
@@ -69,7 +74,12 @@ class Pipeline:
         Kafka refuses for good leaves the dead letter of its raw record instead."""
         await self._started.wait()
         assert self._producer is not None
-        outputs = [output for raw in records for output in self.outputs_of(raw)]
+        outputs: list[Output] = []
+        for start in range(0, len(records), NORMALIZE_SLICE):
+            if start:
+                await asyncio.sleep(0)  # let the dedup stage, fetches and acknowledgements run meanwhile
+            chunk = records[start : start + NORMALIZE_SLICE]
+            outputs += [output for raw in chunk for output in self.outputs_of(raw)]
         refused = await send_all(self._producer, outputs)
         dead: dict[str, Output] = {}  # one dead letter per raw record, however many of its events
         for refusal in refused:
