@@ -23,6 +23,7 @@ from aiokafka.errors import (
     OutOfOrderSequenceNumber,
     UnknownProducerId,
 )
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 from hookstream import clients
 from hookstream.access import denied
@@ -125,6 +126,18 @@ def durable_producer(settings: Settings, *, role: str, linger_ms: int, **options
 # After these, aiokafka's idempotent producer keeps failing every batch (its sequence numbers no longer
 # match the broker's, and it never asks for a new producer id): only a new producer recovers.
 BROKEN_PRODUCER = (OutOfOrderSequenceNumber, UnknownProducerId, InvalidProducerEpoch)
+
+
+def batch_bytes(key: bytes | None, value: bytes, headers: Iterable[tuple[str, bytes]]) -> int:
+    """At least the size Kafka checks against a topic's max.message.bytes: a record batch of this one
+    record (the broker checks whole batches)."""
+    return int(DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, list(headers)))
+
+
+def append_record(batch: Any, key: bytes | None, value: bytes, headers: Iterable[tuple[str, bytes]]) -> bool:
+    """Append a record to a batch of `create_batch`; False when the batch has no room left for it (an
+    empty batch takes one record of any size)."""
+    return batch.append(key=key, value=value, timestamp=None, headers=list(headers)) is not None
 
 
 class DurableProducer:
@@ -271,7 +284,8 @@ class TopicAdmin:
     async def _count_brokers(self) -> int:
         """The brokers, from metadata of no topic: `describe_cluster` asks for the metadata of every
         topic in the cluster and decodes all of it, on each topic a route creates (on a broker with a
-        few thousand topics, 3% of a worker's CPU while new types arrived)."""
+        few thousand topics, 3% of a worker's CPU while new types arrived). aiokafka's admin has no
+        public call for metadata of no topic; `_get_cluster_metadata` is the one `describe_cluster` uses."""
         metadata = await self._admin._get_cluster_metadata(topics=[])
         self._brokers = max(self._brokers, len(metadata.to_object()["brokers"]))
         return self._brokers

@@ -14,10 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from aiokafka.errors import KafkaError
-from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 from hookstream import headers as H
-from hookstream.kafka import DurableProducer
+from hookstream.kafka import DurableProducer, append_record, batch_bytes
 from hookstream.partitioner import partition_for
 from hookstream.refusals import UNWRITABLE, refusal_detail, refused_for_good
 from processor.cloudevents import CONTENT_TYPE
@@ -99,9 +98,7 @@ class BatchProducer(Protocol):
 
 def record_bytes(output: Output) -> int:
     """At least the size Kafka checks against a topic's max.message.bytes: a batch of this one record."""
-    return int(
-        DefaultRecordBatchBuilder.estimate_size_in_bytes(output.key, output.value, list(output.headers))
-    )
+    return batch_bytes(output.key, output.value, output.headers)
 
 
 async def send(producer: BatchProducer, outputs: Sequence[Output], *, alone: bool = False) -> list[Sent]:
@@ -125,10 +122,11 @@ async def send(producer: BatchProducer, outputs: Sequence[Output], *, alone: boo
         batch, members = producer.create_batch(), list[Output]()
         for output in group:
             # Full (or one record a batch): send it, and start the next with this output.
-            if (alone and members) or not _append(batch, output):
+            if (alone and members) or not append_record(batch, output.key, output.value, output.headers):
                 sent.append((await producer.send_batch(batch, topic, partition=partition), members))
                 batch, members = producer.create_batch(), list[Output]()
-                _append(batch, output)  # an empty batch takes one record of any size
+                # An empty batch takes one record of any size.
+                append_record(batch, output.key, output.value, output.headers)
             members.append(output)
         sent.append((await producer.send_batch(batch, topic, partition=partition), members))
     return sent
@@ -145,11 +143,6 @@ def _partition(output: Output, every: list[int], hashed: dict[tuple[bytes, int],
     if memo not in hashed:
         hashed[memo] = every[partition_for(output.key, len(every))]
     return hashed[memo]
-
-
-def _append(batch: Any, output: Output) -> bool:
-    appended = batch.append(key=output.key, value=output.value, timestamp=None, headers=list(output.headers))
-    return appended is not None
 
 
 async def send_all(producer: DurableProducer, outputs: Sequence[Output]) -> list[Refusal]:

@@ -28,10 +28,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiokafka.errors import MessageSizeTooLargeError
-from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from aiokafka.structs import TopicPartition
 
-from hookstream.kafka import DurableProducer
+from hookstream.kafka import DurableProducer, append_record, batch_bytes
 from hookstream.partitioner import partition_for
 from receivers.delivery import Delivery
 
@@ -228,16 +227,19 @@ class Batcher:
         batch, members, size = None, list[Waiting](), 0
         for item in group:
             delivery = item.delivery
-            alone = DefaultRecordBatchBuilder.estimate_size_in_bytes(
-                delivery.key, delivery.value, list(delivery.headers)
-            )
+            alone = batch_bytes(delivery.key, delivery.value, delivery.headers)
             if alone > limit:
                 _settle(item, MessageSizeTooLargeError(f"{alone} bytes; the topic takes {limit}"))
                 continue
-            if batch is None or size + alone > limit or not _append(batch, delivery):
+            if (
+                batch is None
+                or size + alone > limit
+                or not append_record(batch, delivery.key, delivery.value, delivery.headers)
+            ):
                 batch, members = self._producer.create_batch(), []
                 batches.append((batch, members))
-                _append(batch, delivery)  # an empty batch takes one record of any size
+                # An empty batch takes one record of any size.
+                append_record(batch, delivery.key, delivery.value, delivery.headers)
             size = batch.size()
             members.append(item)
         return batches
@@ -251,13 +253,6 @@ class Batcher:
             for item in waiting:
                 _settle(item, ConnectionError("the receiver is stopping"))
         self._waiting.clear()
-
-
-def _append(batch: Any, delivery: Delivery) -> bool:
-    appended = batch.append(
-        key=delivery.key, value=delivery.value, timestamp=None, headers=list(delivery.headers)
-    )
-    return appended is not None
 
 
 def _settle(item: Waiting, error: BaseException | None) -> None:
