@@ -18,8 +18,8 @@ A consume-transform-produce loop of our own over `<ns>.internal.keyed`, in its o
   count as seen for the partition's later records. A hand-over (revocation, stop) commits first.
 - `at_least_once`: for all partitions of one poll together, outputs are sent and acknowledged, then the
   state records and the offsets (one commit request) go side by side. A crash can publish an event
-  twice, never lose one. (One commit per poll, not per partition: the consumer serializes commits, and six of
-  them in a row were most of the stage's latency.)
+  twice, never lose one. (One commit per poll, not per partition: the consumer serializes commits, and
+  six of them in a row were most of the stage's latency.)
 
 Nothing a sender sends stops a partition here: a topic that can be no topic (a name that collides with an
 existing one, one the broker refuses to create) is left out of the event's topics and counted as
