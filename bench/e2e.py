@@ -11,11 +11,11 @@ this machine.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-import re
+import resource
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +26,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from bench import children, meter
 from bench.payloads import payload
 from bench.profile import Profiler
-from bench.receivers import TOKEN, wait_ready
+from bench.receivers import TOKEN, WRK_TIMEOUT, parse_wrk, wait_ready, wrk_binary
 from hookstream import clients
 from hookstream import headers as H
 from hookstream.kafka import FETCH_MAX_WAIT_MS, core_topics, ensure_topics
@@ -115,32 +115,31 @@ async def measure(
         firehose = partitions_of(settings, topics.events)
         consumer.assign(firehose)
         await consumer.seek_to_end(*firehose)
-        path = f"/webhooks/websitetoolbox/{TOKEN}"
-        load = LoadGenerator(consumer, HttpClient("127.0.0.1", http_port, path), rate)
-        try:
-            # Warm-up at the same rate, not measured: new topics, connections, the broker's JIT.
-            await load.at_rate(10**6, rate * warmup_seconds)
-            receivers, worker = services
-            processes = {"receivers": receivers.pid, "worker": worker.pid, "load": os.getpid()}
-            if broker := LocalBroker.for_settings(settings).pid():
-                processes["broker"] = broker
-            upstream = [tp for topic in timed[:2] for tp in partitions_of(settings, topic)]
-            starts = await consumer.end_offsets(upstream)
-            async with (
-                profiler.attached("receivers-e2e", receivers.pid),
-                profiler.attached("worker-e2e", worker.pid),
-            ):
-                before = {name: meter.sample([pid], 0) for name, pid in processes.items()}
-                moments = await load.at_rate(10**7, rate * seconds)
-                after = {name: meter.sample([pid], 0) for name, pid in processes.items()}
-        finally:
-            await load.close()
+        url = f"http://127.0.0.1:{http_port}/webhooks/websitetoolbox/{TOKEN}"
+        load = LoadGenerator(consumer, url, rate)
+        # Warm-up at the same rate, not measured: new topics, connections, the broker's JIT.
+        await load.run(warmup_seconds)
+        receivers, worker = services
+        processes = {"receivers": receivers.pid, "worker": worker.pid, "load": os.getpid()}
+        if broker := LocalBroker.for_settings(settings).pid():
+            processes["broker"] = broker
+        upstream = [tp for topic in timed[:2] for tp in partitions_of(settings, topic)]
+        starts = await consumer.end_offsets(upstream)
+        async with (
+            profiler.attached("receivers-e2e", receivers.pid),
+            profiler.attached("worker-e2e", worker.pid),
+        ):
+            before = {name: meter.sample([pid], 0) for name, pid in processes.items()}
+            moments = await load.run(seconds)
+            after = {name: meter.sample([pid], 0) for name, pid in processes.items()}
+        shares = {name: meter.share(before[name], after[name]) for name in processes}
+        shares["load"] += load.wrk_cpu_s / (after["load"].at_s - before["load"].at_s)
         await read_upstream(consumer, starts, topics, moments)
         return {
             "e2e_p50_ms": percentile(moments.latencies_ms(), 0.5),
             "e2e_p99_ms": percentile(moments.latencies_ms(), 0.99),
             **hop_figures(moments),
-            **{f"e2e_cpu_share_{name}": meter.share(before[name], after[name]) for name in processes},
+            **{f"e2e_cpu_share_{name}": share for name, share in shares.items()},
         }
     finally:
         await consumer.stop()
@@ -151,88 +150,114 @@ def partitions_of(settings: Settings, topic: str) -> list[TopicPartition]:
     return [TopicPartition(topic, p) for p in range(settings.topic_partitions)]
 
 
-class HttpClient:
-    """Keep-alive HTTP/1.1 POSTs over plain asyncio streams, a connection per request in flight. The
-    load generator shares the machine with what it measures: aiohttp's client cost it ~400 µs of CPU a
-    request (0.43 of a core at 1,000 requests/s, taken from the receivers, the worker and the broker)."""
+# wrk's script (LuaJIT): a forum delivery every `period_us` on a fixed schedule, however late those
+# before it are answered (open loop, as senders are, while fewer than CONNECTIONS are unanswered), its id
+# the microsecond it is sent and a digit (ten a microsecond at most), so that the collector knows when
+# each was sent without talking to wrk.
+WRK_LOAD = """local ffi = require("ffi")
+ffi.cdef[[
+typedef struct {{ long tv_sec; long tv_nsec; }} hs_timespec;
+int clock_gettime(int clock, hs_timespec *now);
+]]
+local now = ffi.new("hs_timespec")
+local function micros()
+  ffi.C.clock_gettime(0, now)  -- CLOCK_REALTIME, the collector's time.time()
+  return tonumber(now.tv_sec) * 1000000 + math.floor(tonumber(now.tv_nsec) / 1000)
+end
+local period_us, head, middle, tail = {period_us}, {head}, {middle}, {tail}
+local due_us, sent = nil, 0
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+function delay()
+  local at = micros()
+  due_us = (due_us or at) + period_us
+  return math.max(0, math.floor((due_us - at) / 1000 + 0.5))
+end
+function request()
+  local id = string.format("%.0f%d", micros(), sent % 10)
+  sent = sent + 1
+  return wrk.format(nil, nil, nil, head .. id .. middle .. id .. tail)
+end
+"""
+ID_PLACEHOLDER = 987654321988  # a forum delivery's number in bench.payloads
+# Connections wrk keeps: a delivery slower than this many periods holds up the schedule.
+CONNECTIONS = 64
 
-    def __init__(self, host: str, port: int, path: str) -> None:
-        self._host, self._port = host, port
-        self._head = f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
-        self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
-        self._all: list[asyncio.StreamWriter] = []
 
-    async def post(self, body: bytes) -> int:
-        """POST `body`; the response's status once all of the response is read. A kept-alive connection
-        the server has closed meanwhile is replaced, as any HTTP client does."""
-        request = f"{self._head}Content-Length: {len(body)}\r\n\r\n".encode() + body
-        while self._idle:
-            reader, writer = self._idle.pop()
-            if not reader.at_eof():
-                with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
-                    return await self._exchange(reader, writer, request)
-            writer.close()
-        reader, writer = await asyncio.open_connection(self._host, self._port)
-        self._all.append(writer)
-        return await self._exchange(reader, writer, request)
+def lua_string(text: str) -> str:
+    return "[==[" + text + "]==]"
 
-    async def _exchange(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
-    ) -> int:
-        writer.write(request)
-        head = await reader.readuntil(b"\r\n\r\n")
-        length = re.search(rb"(?im)^content-length:\s*(\d+)", head)
-        await reader.readexactly(int(length.group(1)) if length else 0)
-        self._idle.append((reader, writer))
-        return int(head[9:12])  # HTTP/1.1 200 OK
 
-    async def close(self) -> None:
-        for writer in self._all:
-            writer.close()
-        await asyncio.gather(*(writer.wait_closed() for writer in self._all), return_exceptions=True)
+def wrk_script(rate: int) -> str:
+    """wrk's script for forum deliveries at `rate` a second: the example payload, its id and user id
+    set per request."""
+    head, middle, tail = payload(ID_PLACEHOLDER)[1].decode().split(str(ID_PLACEHOLDER))
+    return WRK_LOAD.format(
+        period_us=10**6 // rate, head=lua_string(head), middle=lua_string(middle), tail=lua_string(tail)
+    )
+
+
+def sent_at(event_id: str) -> float:
+    """When a delivery of `wrk_script` was sent, from its event id (websitetoolbox:<µs><0-9>)."""
+    return int(event_id.rpartition(":")[2]) // 10 / 1e6
 
 
 class LoadGenerator:
-    """Forum deliveries at a fixed rate, and the CloudEvents they become collected off the firehose."""
+    """Forum deliveries at a fixed rate from wrk (C, its own process, as the receivers' benchmark: the
+    load generator shares the machine with what it measures, and a Python one took 0.3 of a core at
+    1,000 requests/s from the receivers, the worker and the broker), and the CloudEvents they become
+    collected off the firehose here."""
 
-    def __init__(self, consumer: AIOKafkaConsumer, client: HttpClient, rate: int) -> None:
-        self._consumer, self._client, self._rate = consumer, client, rate
+    def __init__(self, consumer: AIOKafkaConsumer, url: str, rate: int) -> None:
+        self._consumer, self._url, self._rate = consumer, url, rate
         self._moments = Moments()
+        self.wrk_cpu_s = 0.0
 
-    async def at_rate(self, first: int, count: int) -> Moments:
-        """`count` deliveries at the fixed rate; their moments once every one has arrived. The bodies
-        are made before the first is sent: making them is the load generator's cost, not the run's."""
+    async def run(self, seconds: int) -> Moments:
+        """Deliveries for `seconds`; their moments once every one answered 200 has arrived."""
         self._moments = Moments()
-        bodies = [payload(4 * n)[1] for n in range(first, first + count)]  # every fourth is a forum event
-        collecting = asyncio.create_task(self._collect(count))
+        since = time.time()
+        collecting = asyncio.create_task(self._collect(since))
         try:
-            begin = time.perf_counter()
-            posts = []
-            for n, body in enumerate(bodies):
-                await asyncio.sleep(max(0.0, begin + n / self._rate - time.perf_counter()))
-                posts.append(asyncio.create_task(self._post(f"websitetoolbox:{4 * (first + n)}", body)))
-            await asyncio.gather(*posts)
+            with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
+                script.write(wrk_script(self._rate))
+                script.flush()
+                connections = f"-c{CONNECTIONS}"
+                command = [
+                    wrk_binary(),
+                    "-t1",
+                    connections,
+                    f"-d{seconds}s",
+                    "--latency",
+                    "--timeout",
+                    WRK_TIMEOUT,
+                ]
+                before = resource.getrusage(resource.RUSAGE_CHILDREN)
+                wrk = await asyncio.to_thread(
+                    subprocess.run, [*command, "-s", script.name, self._url], capture_output=True, text=True
+                )
+                after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            self.wrk_cpu_s = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+            result = parse_wrk(wrk.stdout) if wrk.returncode == 0 else None
+            if result is None or result.non_2xx:
+                raise RuntimeError(f"wrk: not every delivery was answered 200:\n{wrk.stdout}{wrk.stderr}")
+            self._expected = result.requests
             await asyncio.wait_for(collecting, 60)
         finally:
             collecting.cancel()
         return self._moments
 
-    async def close(self) -> None:
-        await self._client.close()
-
-    async def _post(self, event_id: str, body: bytes) -> None:
-        self._moments.sent[event_id] = time.time()
-        status = await self._client.post(body)
-        assert status == 200, status
-
-    async def _collect(self, count: int) -> None:
+    async def _collect(self, since: float) -> None:
         moments = self._moments
-        while len(moments.collected) < count:
+        self._expected = 10**9  # until wrk says how many it sent
+        while len(moments.collected) < self._expected:
             for records in (await self._consumer.getmany(timeout_ms=100)).values():
                 arrived = time.time()
                 for record in records:
                     event_id = orjson.loads(record.value)["id"]
-                    if event_id in moments.sent:
+                    sent = sent_at(event_id)
+                    if sent >= since:
+                        moments.sent[event_id] = sent
                         moments.collected[event_id] = arrived
                         moments.published[event_id] = record.timestamp / 1000
 

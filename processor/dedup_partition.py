@@ -16,8 +16,9 @@ from processor.seen import SeenStore
 # How long an exactly_once transaction gathers polls before it commits: Kafka Streams' commit interval
 # under exactly_once, and so the most a read_committed consumer waits on it. One commit costs about 2 ms
 # of CPU and four requests whatever it holds (measured); a poll at full speed holds a few records a
-# partition, so one commit per poll cost more CPU than the records themselves.
-TRANSACTION_INTERVAL_S = 0.1
+# partition, so one commit per poll cost more CPU than the records themselves. Under at_least_once the
+# state records and offsets go this often too (processor/dedup_stage.py, `_flush`).
+COMMIT_INTERVAL_S = 0.1
 POLL_MS = 200  # the longest a poll waits when no transaction is open
 
 
@@ -42,7 +43,7 @@ class Transaction:
 
     def due_in_s(self, now_s: float) -> float:
         """How long until it should commit; 0 or less: now."""
-        return self.began_s + TRANSACTION_INTERVAL_S - now_s
+        return self.began_s + COMMIT_INTERVAL_S - now_s
 
 
 @dataclass

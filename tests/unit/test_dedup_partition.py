@@ -12,7 +12,7 @@ from hookstream.settings import Settings
 from processor.dedup_batch import decide
 from processor.dedup_partition import (
     POLL_MS,
-    TRANSACTION_INTERVAL_S,
+    COMMIT_INTERVAL_S,
     Partition,
     Transaction,
     due,
@@ -48,11 +48,11 @@ def test_an_event_first_seen_in_an_open_transaction_is_a_duplicate_before_it_com
 
 def test_a_transaction_is_due_after_the_interval_and_a_poll_waits_no_longer() -> None:
     idle, young, old = (Partition(SeenIds(60_000), None) for _ in range(3))
-    young.open, old.open = Transaction(10.0, 0), Transaction(10.0 - TRANSACTION_INTERVAL_S, 0)
+    young.open, old.open = Transaction(10.0, 0), Transaction(10.0 - COMMIT_INTERVAL_S, 0)
     partitions = {0: idle, 1: young, 2: old}
     assert due(partitions, 10.0) == [2]
     assert poll_ms([idle], 10.0) == POLL_MS
-    assert poll_ms([idle, young], 10.0) == TRANSACTION_INTERVAL_S * 1000
+    assert poll_ms([idle, young], 10.0) == COMMIT_INTERVAL_S * 1000
     assert poll_ms(partitions.values(), 10.0) == 0
     assert is_open(partitions.values())
     assert not is_open([idle])
