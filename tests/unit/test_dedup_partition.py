@@ -11,8 +11,8 @@ from hookstream import clients
 from hookstream.settings import Settings
 from processor.dedup_batch import decide
 from processor.dedup_partition import (
-    POLL_MS,
     COMMIT_INTERVAL_S,
+    POLL_MS,
     Partition,
     Transaction,
     due,
