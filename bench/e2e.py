@@ -211,22 +211,23 @@ class LoadGenerator:
     def __init__(self, consumer: AIOKafkaConsumer, url: str, rate: int) -> None:
         self._consumer, self._url, self._rate = consumer, url, rate
         self._moments = Moments()
+        self._expected = 0  # deliveries answered 200 in the current run, once wrk has said
         self.wrk_cpu_s = 0.0
 
     async def run(self, seconds: int) -> Moments:
         """Deliveries for `seconds`; their moments once every one answered 200 has arrived."""
         self._moments = Moments()
+        self._expected = 10**9  # until wrk says how many it sent
         since = time.time()
         collecting = asyncio.create_task(self._collect(since))
         try:
             with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
                 script.write(wrk_script(self._rate))
                 script.flush()
-                connections = f"-c{CONNECTIONS}"
                 command = [
                     wrk_binary(),
                     "-t1",
-                    connections,
+                    f"-c{CONNECTIONS}",
                     f"-d{seconds}s",
                     "--latency",
                     "--timeout",
@@ -249,7 +250,6 @@ class LoadGenerator:
 
     async def _collect(self, since: float) -> None:
         moments = self._moments
-        self._expected = 10**9  # until wrk says how many it sent
         while len(moments.collected) < self._expected:
             for records in (await self._consumer.getmany(timeout_ms=100)).values():
                 arrived = time.time()
