@@ -70,6 +70,7 @@ from processor.dedup_partition import (
     is_open,
     poll_ms,
 )
+from processor.fetch_gathering import FetchGathering
 from processor.metrics import ProcessorMetrics
 from processor.outputs import RETRY_BACKOFF_S, Output, Refusal, send, send_all
 from processor.state_topic import restore, state_ends
@@ -221,9 +222,11 @@ class DedupStage(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def _poll_loop(self) -> None:
         assert self._consumer is not None
+        gathering = FetchGathering(self._consumer, time.monotonic())
         while True:
             wait_ms = poll_ms(self._partitions.values(), time.monotonic())
             polled = await self._consumer.getmany(timeout_ms=wait_ms, max_records=MAX_POLL_RECORDS)
+            gathering.read(polled, time.monotonic())
             async with self._lock:
                 now_ms = _now_ms()
                 batches = [

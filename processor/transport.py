@@ -1,6 +1,7 @@
 """Faust's aiokafka transport with its consumer on the worker's own event loop (not a thread of its own), a
-short consumer fetch wait, the one setting Faust does not expose, a cheaper hand-over of each fetched
-message to the stream, and the credentials Faust's clients log in with.
+short consumer fetch wait, the one setting Faust does not expose, a fetch minimum that follows the rate
+(processor/fetch_gathering.py), a cheaper hand-over of each fetched message to the stream, and the
+credentials Faust's clients log in with.
 
 Faust hard-codes `fetch_max_wait_ms=1500` (faust/transport/drivers/aiokafka.py). aiokafka keeps one fetch
 in flight per broker and leaves out of it the partitions that still hold fetched records; so a fetch
@@ -13,6 +14,7 @@ stage one stalled for 1-1.5 s every few seconds (e2e p50 100-1,400 ms); with the
 from __future__ import annotations
 
 import inspect
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import Any
 
@@ -24,6 +26,7 @@ from mode.utils.futures import maybe_async
 
 from hookstream.kafka import FETCH_MAX_WAIT_MS
 from hookstream.settings import Settings
+from processor.fetch_gathering import FetchGathering
 
 
 class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
@@ -63,7 +66,14 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     def _create_worker_consumer(self, transport: Any) -> aiokafka.AIOKafkaConsumer:
         consumer = super()._create_worker_consumer(transport)
         consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # read when the consumer starts its fetcher
+        self._gathering = FetchGathering(consumer, time.monotonic())
         return consumer
+
+    async def getmany(self, active_partitions: set[Any] | None, timeout: float) -> Any:  # noqa: ASYNC109 - Faust's signature
+        """Faust's fetch, counted for the fetch minimum."""
+        polled = await super().getmany(active_partitions, timeout)
+        self._gathering.read(polled, time.monotonic())
+        return polled
 
 
 class WorkerConsumer(faust_aiokafka.Consumer):
