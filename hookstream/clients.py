@@ -8,12 +8,15 @@ own clients take the same settings through `processor.transport.broker_credentia
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.client import AIOKafkaClient
+from aiokafka.conn import AIOKafkaConnection, CloseReason
+from aiokafka.errors import KafkaConnectionError
 
 from hookstream.settings import Settings
 
@@ -57,7 +60,8 @@ def client(settings: Settings, **options: Any) -> AIOKafkaClient:
 
 
 def event_loop_factory(settings: Settings) -> Callable[[], asyncio.AbstractEventLoop]:
-    """uvloop where it is installed, except when Kafka connections use TLS.
+    """uvloop where it is installed, except when Kafka connections use TLS; with uvloop, aiokafka's
+    connections mended for it (`_closed_transport_writes_fail_as_connection_errors`).
 
     uvloop's TLS transport stops reading once closed and waits up to 30 s for the peer's close_notify
     (MagicStack/uvloop#471, open), so stopping a Kafka client whose fetch answer is still on the way
@@ -69,7 +73,34 @@ def event_loop_factory(settings: Settings) -> Callable[[], asyncio.AbstractEvent
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency wherever it installs
         return asyncio.new_event_loop
+    _closed_transport_writes_fail_as_connection_errors()
     return uvloop.new_event_loop
+
+
+def _closed_transport_writes_fail_as_connection_errors() -> None:
+    """aiokafka turns an OSError from writing a request into a KafkaConnectionError, which its clients
+    retry on a new connection. uvloop raises RuntimeError instead when the broker closed the connection
+    a moment before and aiokafka's reader has not seen it yet (aio-libs/aiokafka#1038, open), and aiokafka
+    takes that for a bug: a consumer's group coordinator keeps it and `getmany` raises it, which stopped a
+    worker when one broker of three was killed (tests/integration/test_replicated_kafka.py). Here it is
+    the connection error it is. Idempotent."""
+    send = AIOKafkaConnection.send
+    if getattr(send, "mended_for_uvloop", False):
+        return
+
+    @functools.wraps(send)
+    def mended(self: AIOKafkaConnection, request: Any, expect_response: bool = True) -> Any:
+        try:
+            return send(self, request, expect_response)
+        except RuntimeError as exc:
+            writer = self._writer
+            if writer is None or not writer.transport.is_closing():
+                raise
+            self.close(reason=CloseReason.CONNECTION_BROKEN)
+            raise KafkaConnectionError(f"Connection at {self._host}:{self._port} broken: {exc}") from exc
+
+    mended.mended_for_uvloop = True  # type: ignore[attr-defined]
+    AIOKafkaConnection.send = mended
 
 
 def run(settings: Settings, main: Coroutine[Any, Any, T]) -> T:
