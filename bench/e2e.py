@@ -11,6 +11,7 @@ this machine.
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import resource
 import subprocess
@@ -65,8 +66,11 @@ class Moments:
         return [(self.collected[id_] - self.sent[id_]) * 1000 for id_ in self.collected]
 
     def hops_ms(self) -> dict[str, list[float]]:
-        """Each hop's latencies over the events seen at every point."""
-        points = (self.sent, self.received, self.raw, self.keyed, self.published, self.collected)
+        """Each hop's latencies over the events seen at every point. The receiver stamps whole
+        milliseconds, so the first hop starts at the millisecond of the send: from the microsecond it
+        read up to 1 ms below zero."""
+        sent = {id_: math.floor(at * 1000) / 1000 for id_, at in self.sent.items()}
+        points = (sent, self.received, self.raw, self.keyed, self.published, self.collected)
         whole = [id_ for id_ in self.collected if all(id_ in point for point in points)]
         return {
             hop: [(later[id_] - earlier[id_]) * 1000 for id_ in whole]

@@ -10,7 +10,7 @@ import time
 import orjson
 from aiohttp import web
 
-from bench.e2e import sent_at, wrk_script
+from bench.e2e import HOPS, Moments, sent_at, wrk_script
 from bench.receivers import wrk_binary
 from processor.normalize import normalize
 from tests.support import free_port
@@ -52,3 +52,19 @@ async def test_wrk_sends_forum_deliveries_whose_ids_say_when_they_were_sent() ->
         assert began <= sent_at(event_id) <= taken_at
         ids.append(event_id)
     assert len(set(ids)) == len(ids)
+
+
+def test_no_hop_reads_below_zero_where_the_receiver_stamps_the_millisecond_it_took_a_request() -> None:
+    sent = 1_700_000_000.0004  # wrk's microsecond
+    moments = Moments(
+        sent={"a": sent},
+        received={"a": 1_700_000_000.000},  # hs-received-at: the same millisecond, 0.2 ms later
+        raw={"a": 1_700_000_000.004},
+        keyed={"a": 1_700_000_000.009},
+        published={"a": 1_700_000_000.012},
+        collected={"a": 1_700_000_000.0131},
+    )
+    hops = moments.hops_ms()
+    assert list(hops) == list(HOPS)
+    assert all(latency >= 0 for latencies in hops.values() for latency in latencies), hops
+    assert round(hops["stage_one"][0]) == 5
