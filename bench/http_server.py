@@ -21,7 +21,7 @@ class NullSink:
     async def stop(self) -> None:
         return None
 
-    async def deliver(self, delivery: Delivery) -> None:
+    async def deliver(self, delivery: Delivery, deadline: float) -> None:
         return None
 
     async def blocker(self) -> str | None:

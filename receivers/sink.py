@@ -1,7 +1,9 @@
 """Where accepted deliveries go: Kafka in production, a list in unit tests.
 
-`deliver` returns only once the record is durably in Kafka (acks=all); any failure raises
-`SinkUnavailable`, which the app answers with 503, never a 2xx and never a 4xx.
+`deliver` returns only once the record is durably in Kafka (acks=all); any failure, and no
+acknowledgement by the request's deadline, raises `SinkUnavailable`, which the app answers with 503,
+never a 2xx and never a 4xx. The sink keeps the deadline (for Kafka, the batcher: one timer for all the
+deliveries in flight, not one a request).
 """
 
 from __future__ import annotations
@@ -32,7 +34,10 @@ class SinkUnavailable(Exception):
 class RawSink(Protocol):
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
-    async def deliver(self, delivery: Delivery) -> None: ...
+    async def deliver(self, delivery: Delivery, deadline: float) -> None:
+        """Return once Kafka has `delivery`; raise SinkUnavailable when it cannot, or has not by
+        `deadline` (the event loop's clock)."""
+
     async def blocker(self) -> str | None: ...
 
 
@@ -109,16 +114,18 @@ class KafkaSink:
         if self._batcher is not None:
             await self._batcher.close()
 
-    async def deliver(self, delivery: Delivery) -> None:
+    async def deliver(self, delivery: Delivery, deadline: float) -> None:
         if self._batcher is None or self._started is None or not self._started.done():
             raise SinkUnavailable("not connected to Kafka yet")
         try:
             # The future is the batcher's own, not aiokafka's: a caller that gives up may cancel it.
-            await self._batcher.put(delivery)
+            await self._batcher.put(delivery, deadline)
         except KafkaError as exc:
             if isinstance(exc, AUTHORIZATION):
                 self._refuse(authorization(exc, self._settings, "WRITE") or KafkaRefused(str(exc)))
             raise SinkUnavailable(type(exc).__name__) from exc
+        except TimeoutError as exc:
+            raise SinkUnavailable("no acknowledgement by the deadline") from exc
         self._refused = None
 
     async def blocker(self) -> str | None:
@@ -158,12 +165,16 @@ class MemorySink:
     async def stop(self) -> None:
         return None
 
-    async def deliver(self, delivery: Delivery) -> None:
+    async def deliver(self, delivery: Delivery, deadline: float) -> None:
         if self.stall:
             async with self._stalled_changed:
                 self.stalled += 1
                 self._stalled_changed.notify_all()
-            await asyncio.Event().wait()
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await asyncio.Event().wait()
+            except TimeoutError as exc:
+                raise SinkUnavailable("memory sink stalled past the deadline") from exc
         if self.fail:
             raise SinkUnavailable("memory sink set to fail")
         self.deliveries.append(delivery)

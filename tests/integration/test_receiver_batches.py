@@ -1,7 +1,7 @@
 """The receivers' shared record batches against the real broker: the requests of one event-loop turn go
 out together and land where Kafka's own partitioning puts them; batches fit the topic's max.message.bytes
 and a record too large for it fails alone (its request 503, the others of its turn 200); a delivery given
-up before its batch is built is never written."""
+up, or past its deadline, before its batch is built is never written."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import contextlib
 from collections.abc import AsyncIterator
 
 import aiohttp
+import pytest
 from aiokafka.errors import MessageSizeTooLargeError
 from aiokafka.partitioner import murmur2
 
@@ -63,15 +64,20 @@ def raw(topic: str, value: bytes, key: bytes | None = None) -> Delivery:
     return Delivery(topic=topic, value=value, key=key, headers=(("hs-source", b"websitetoolbox"),))
 
 
+def later() -> float:
+    """A deadline no acknowledgement from the test broker comes near."""
+    return asyncio.get_running_loop().time() + 60
+
+
 async def test_one_turns_deliveries_share_a_partition_and_keyed_ones_land_where_kafka_puts_them(
     bootstrap: str, namespace: str
 ) -> None:
     settings, topic = await forum_topic(bootstrap, namespace)
     async with batching(settings, topic) as batcher:
-        first = [batcher.put(raw(topic, b"first-%d" % n)) for n in range(20)]
-        keyed = [batcher.put(raw(topic, b"keyed-%d" % n, key=b"msg_%d" % n)) for n in range(12)]
+        first = [batcher.put(raw(topic, b"first-%d" % n), later()) for n in range(20)]
+        keyed = [batcher.put(raw(topic, b"keyed-%d" % n, key=b"msg_%d" % n), later()) for n in range(12)]
         await asyncio.gather(*first, *keyed)
-        await batcher.put(raw(topic, b"second"))
+        await batcher.put(raw(topic, b"second"), later())
 
     records = sorted(await read_all(bootstrap, topic), key=lambda record: (record.partition, record.offset))
     where = {record.value: record.partition for record in records}
@@ -95,7 +101,9 @@ async def test_batches_fit_the_topic_and_a_record_too_large_for_it_fails_alone_b
     values = [b"%d" % n * 300 for n in range(10)]  # 3,000 bytes in all: more than one batch takes
     values.insert(5, b"b" * 5000)
     async with batching(settings, topic, limit) as batcher:
-        results = await asyncio.gather(*(batcher.put(raw(topic, v)) for v in values), return_exceptions=True)
+        results = await asyncio.gather(
+            *(batcher.put(raw(topic, v), later()) for v in values), return_exceptions=True
+        )
     assert isinstance(results.pop(5), MessageSizeTooLargeError)
     assert results == [None] * 10, "the rest of the turn lands, in batches the topic takes"
     del values[5]
@@ -107,8 +115,22 @@ async def test_a_delivery_given_up_before_its_batch_is_built_is_never_written(
 ) -> None:
     settings, topic = await forum_topic(bootstrap, namespace)
     async with batching(settings, topic) as batcher:
-        batcher.put(raw(topic, b"given up")).cancel()
-        await batcher.put(raw(topic, b"kept"))
+        batcher.put(raw(topic, b"given up"), later()).cancel()
+        await batcher.put(raw(topic, b"kept"), later())
+    assert [record.value for record in await read_all(bootstrap, topic)] == [b"kept"]
+
+
+async def test_a_delivery_past_its_deadline_fails_with_timeout_and_is_never_written(
+    bootstrap: str, namespace: str
+) -> None:
+    settings, topic = await forum_topic(bootstrap, namespace)
+    async with batching(settings, topic) as batcher:
+        now = asyncio.get_running_loop().time()
+        kept = batcher.put(raw(topic, b"kept"), later())
+        overdue = batcher.put(raw(topic, b"overdue"), now)  # its batch is built a linger later
+        with pytest.raises(TimeoutError):
+            await overdue
+        await kept
     assert [record.value for record in await read_all(bootstrap, topic)] == [b"kept"]
 
 
