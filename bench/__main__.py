@@ -20,7 +20,7 @@ from pathlib import Path
 
 from bench import e2e, processor, receivers
 from bench.profile import Profiler
-from hookstream import clients
+from hookstream.kafka import delete_topics_starting_with
 from hookstream.localkafka import KAFKA_VERSION
 from hookstream.settings import Settings
 from tests.support import free_port
@@ -80,7 +80,7 @@ async def measured(
         return results
     finally:
         for kafka in kafkas:
-            await delete_bench_topics(Settings.from_env(kafka))
+            await delete_topics_starting_with(Settings.from_env(kafka), [f"bench-{os.getpid()}-"])
 
 
 async def secure_run(kafka: dict[str, str], *, quick: bool, profiler: Profiler) -> dict[str, object]:
@@ -99,17 +99,6 @@ async def secure_run(kafka: dict[str, str], *, quick: bool, profiler: Profiler) 
         "processor_eps": _rounded(eps["processor_eps"]),
         "baseline_kafka_eps": _rounded(eps["baseline_kafka_eps"]),
     }
-
-
-async def delete_bench_topics(settings: Settings) -> None:
-    admin = clients.admin(settings)
-    await admin.start()
-    try:
-        ours = [topic for topic in await admin.list_topics() if topic.startswith(f"bench-{os.getpid()}-")]
-        if ours:
-            await admin.delete_topics(ours)
-    finally:
-        await admin.close()
 
 
 async def run(bootstrap: str, *, quick: bool, peers: bool, profiler: Profiler) -> dict[str, object]:

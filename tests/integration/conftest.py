@@ -4,12 +4,12 @@ import asyncio
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from hookstream.kafka import kafka_answers
+from hookstream.kafka import delete_topics_starting_with, kafka_answers
 from hookstream.settings import Settings
 from tests.integration.harness import Stack
 from tests.support import broker_port, run_cli
@@ -25,9 +25,24 @@ def bootstrap() -> str:
     return settings.kafka_bootstrap
 
 
+@pytest.fixture(scope="session")
+def new_namespace(bootstrap: str) -> Iterator[Callable[[], str]]:
+    """Makes namespaces for this session's tests and, once the session ends, deletes their topics from
+    the suite's broker: `make test` against a developer's running broker leaves it as it found it."""
+    made: list[str] = []
+
+    def new() -> str:
+        made.append(f"hs-test-{uuid.uuid4().hex[:12]}")
+        return made[-1]
+
+    yield new
+    settings = Settings.from_env({"HOOKSTREAM_KAFKA_BOOTSTRAP": bootstrap})
+    asyncio.run(delete_topics_starting_with(settings, [f"{namespace}." for namespace in made]))
+
+
 @pytest.fixture
-def namespace() -> str:
-    return f"hs-test-{uuid.uuid4().hex[:12]}"
+def namespace(new_namespace: Callable[[], str]) -> str:
+    return new_namespace()
 
 
 @pytest.fixture

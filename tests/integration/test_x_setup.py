@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +24,10 @@ SAMPLE_RULES = Path(__file__).resolve().parents[2] / "deploy" / "x-rules.toml"
 
 
 @pytest.fixture(scope="module")
-def x_stack(bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, Service]]:
-    namespace = f"hs-test-{uuid.uuid4().hex[:12]}"
+def x_stack(
+    bootstrap: str, new_namespace: Callable[[], str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Stack, Service]]:
+    namespace = new_namespace()
     stack = Stack(
         bootstrap, namespace, tmp_path_factory.mktemp("x"), {"HOOKSTREAM_X_CONSUMER_SECRETS": X_SECRET}
     )
