@@ -36,7 +36,8 @@ log = logging.getLogger(__name__)
 DAY_MS = 86_400_000
 # How long a broker may hold a consumer's fetch waiting for data. aiokafka keeps one fetch in flight per
 # broker, without the partitions that still hold fetched records: a long wait on idle partitions stalls
-# busy ones for as long (processor/transport.py). Idle partitions cost one small fetch per wait.
+# busy ones for as long (processor/transport.py). Idle partitions cost one small fetch per wait; a
+# worker's consumers wait longer when they leave no partition out (processor/fetch_gathering.py).
 FETCH_MAX_WAIT_MS = 10
 # The processor's record batches: room for a poll's worth of ~1 KB events per partition in one batch.
 PROCESSOR_BATCH_BYTES = 512 * 1024
