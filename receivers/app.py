@@ -5,6 +5,7 @@ that only look up, verify, deliver and answer. Every status a webhook route give
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import time
@@ -80,7 +81,7 @@ def make_app(
     settings: Settings, sources: list[Source], sink: RawSink, metrics: ReceiverMetrics
 ) -> web.Application:
     """Build the application from ready objects; `receivers.main` does the wiring from settings."""
-    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[_no_tracebacks])
+    app = web.Application(client_max_size=settings.max_body_bytes)
     topics = Topics(settings.namespace)
     in_flight = InFlight(settings.max_in_flight)
     for source in sources:
@@ -89,7 +90,7 @@ def make_app(
                 handler = _ingest_handler(settings, topics, source.name, endpoint, sink, metrics, in_flight)
             else:
                 handler = _challenge_handler(source.name, endpoint, metrics)
-            app.router.add_route(endpoint.method, endpoint.path, handler)
+            app.router.add_route(endpoint.method, endpoint.path, _no_tracebacks(handler))
 
     async def readyz(_: web.Request) -> web.Response:
         blocker = await sink.blocker()
@@ -97,9 +98,9 @@ def make_app(
             return web.json_response({"status": "ready"})
         return web.json_response({"status": "not ready", "reason": blocker}, status=503)
 
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics_handler(metrics.registry))
+    app.router.add_get("/healthz", _no_tracebacks(healthz))
+    app.router.add_get("/readyz", _no_tracebacks(readyz))
+    app.router.add_get("/metrics", _no_tracebacks(metrics_handler(metrics.registry)))
 
     async def sink_lifecycle(_: web.Application) -> AsyncIterator[None]:
         await sink.start()
@@ -119,17 +120,23 @@ class InFlight:
         self.count = 0
 
 
-@web.middleware
-async def _no_tracebacks(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """A bug anywhere below answers 503 + Retry-After (the sender retries), never a 500 with a trace."""
-    try:
-        return await handler(request)
-    except web.HTTPException:
-        raise
-    except Exception:
-        request_id = _request_id()
-        log.exception("unexpected error", extra={"request_id": request_id})
-        return _answer(Outcome.UNAVAILABLE, request_id)
+def _no_tracebacks(handler: Handler) -> Handler:
+    """`handler`, except that a bug anywhere in it answers 503 + Retry-After (the sender retries), never a
+    500 with a trace. Each route's handler is wrapped, rather than the app given a middleware: aiohttp's
+    middleware chain runs two more coroutines a request (~18 µs, a sixth of a request at 64 clients)."""
+
+    @functools.wraps(handler)
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except web.HTTPException:
+            raise
+        except Exception:
+            request_id = _request_id()
+            log.exception("unexpected error", extra={"request_id": request_id})
+            return _answer(Outcome.UNAVAILABLE, request_id)
+
+    return guarded
 
 
 def _raw_request(request: web.Request, body: bytes, received_at_ms: int) -> RawRequest:
@@ -259,6 +266,12 @@ def _challenge_handler(source: str, challenge: Challenge, metrics: ReceiverMetri
 
 class RouteAccessLogger(AbstractAccessLogger):
     """Access log lines name the route pattern, never the path: path tokens are credentials."""
+
+    @property
+    def enabled(self) -> bool:
+        """Whether aiohttp should log requests at all (it asks once a connection): only where INFO is
+        logged. AbstractAccessLogger says always, which cost ~13 µs a request with logging at WARNING."""
+        return self.logger.isEnabledFor(logging.INFO)
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         self.logger.info("%s %s %s %.1fms", request.method, _route_of(request), response.status, time * 1000)

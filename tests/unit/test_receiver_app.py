@@ -6,11 +6,16 @@ import asyncio
 import logging
 
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 
+from hookstream.settings import Settings
+from receivers.app import RouteAccessLogger, make_app
+from receivers.delivery import Delivery
 from receivers.main import MalformedRequestFilter
 from receivers.metrics import ReceiverMetrics
 from receivers.sink import MemorySink
-from tests.support import FORUM_TOKEN, USER_CREATED
+from receivers.sources import enabled_sources
+from tests.support import FORUM_TOKEN, SENDERS, USER_CREATED
 from tests.unit.conftest import ClientFactory
 
 TOKEN = FORUM_TOKEN
@@ -156,3 +161,38 @@ async def test_a_request_aiohttp_cannot_parse_is_one_info_line_without_the_reque
         ("INFO", "refused a malformed HTTP request: InvalidURLError")
     ]
     assert TOKEN not in caplog.text
+
+
+class BrokenSink(MemorySink):
+    async def deliver(self, delivery: Delivery, deadline: float) -> None:
+        raise RuntimeError("a bug in the sink")
+
+
+async def test_a_bug_below_the_handler_is_a_503_with_retry_after_never_a_500(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    settings = Settings.from_env(SENDERS)
+    app = make_app(settings, enabled_sources(settings), BrokenSink(), ReceiverMetrics())
+    async with TestClient(TestServer(app)) as client:
+        response = await client.post(f"/webhooks/websitetoolbox/{TOKEN}", data=USER_CREATED)
+        assert response.status == 503
+        assert response.headers["Retry-After"].isdigit()
+        assert "RuntimeError" not in await response.text()
+    assert any(record.message == "unexpected error" for record in caplog.records), "logged, not swallowed"
+
+
+@pytest.mark.parametrize("level", [logging.INFO, logging.WARNING])
+async def test_access_lines_name_the_route_never_the_token_and_only_where_info_is_logged(
+    client_for: ClientFactory, caplog: pytest.LogCaptureFixture, level: int
+) -> None:
+    caplog.set_level(level, logger="aiohttp.access")
+    client = await client_for()
+    assert (await client.post(f"/webhooks/websitetoolbox/{TOKEN}", data=USER_CREATED)).status == 200
+    lines = [record.getMessage() for record in caplog.records if record.name == "aiohttp.access"]
+    # aiohttp skips the logger's work (formatting each line's arguments) where `enabled` says no
+    assert RouteAccessLogger(logging.getLogger("aiohttp.access"), "").enabled is (level == logging.INFO)
+    if level == logging.INFO:
+        assert lines == ["POST /webhooks/websitetoolbox/{token} 200 " + lines[0].split()[-1]]
+        assert TOKEN not in lines[0]
+    else:
+        assert lines == []
