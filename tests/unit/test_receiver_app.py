@@ -6,16 +6,13 @@ import asyncio
 import logging
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
 
-from hookstream.settings import Settings
-from receivers.app import RouteAccessLogger, make_app
+from receivers.app import RouteAccessLogger
 from receivers.delivery import Delivery
 from receivers.main import MalformedRequestFilter
 from receivers.metrics import ReceiverMetrics
 from receivers.sink import MemorySink
-from receivers.sources import enabled_sources
-from tests.support import FORUM_TOKEN, SENDERS, USER_CREATED
+from tests.support import FORUM_TOKEN, USER_CREATED
 from tests.unit.conftest import ClientFactory
 
 TOKEN = FORUM_TOKEN
@@ -163,21 +160,21 @@ async def test_a_request_aiohttp_cannot_parse_is_one_info_line_without_the_reque
     assert TOKEN not in caplog.text
 
 
-class BrokenSink(MemorySink):
-    async def deliver(self, delivery: Delivery, deadline: float) -> None:
-        raise RuntimeError("a bug in the sink")
-
-
 async def test_a_bug_below_the_handler_is_a_503_with_retry_after_never_a_500(
+    client_for: ClientFactory,
+    sink: MemorySink,
+    monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    settings = Settings.from_env(SENDERS)
-    app = make_app(settings, enabled_sources(settings), BrokenSink(), ReceiverMetrics())
-    async with TestClient(TestServer(app)) as client:
-        response = await client.post(f"/webhooks/websitetoolbox/{TOKEN}", data=USER_CREATED)
-        assert response.status == 503
-        assert response.headers["Retry-After"].isdigit()
-        assert "RuntimeError" not in await response.text()
+    async def broken(delivery: Delivery, deadline: float) -> None:
+        raise RuntimeError("a bug in the sink")
+
+    monkeypatch.setattr(sink, "deliver", broken)
+    client = await client_for()
+    response = await client.post(f"/webhooks/websitetoolbox/{TOKEN}", data=USER_CREATED)
+    assert response.status == 503
+    assert response.headers["Retry-After"].isdigit()
+    assert "RuntimeError" not in await response.text()
     assert any(record.message == "unexpected error" for record in caplog.records), "logged, not swallowed"
 
 
