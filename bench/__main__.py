@@ -27,6 +27,11 @@ from tests.support import free_port
 
 CONNECTIONS = 64
 E2E_RATE = 1000
+# Raw records a processor run reads: enough that the second half of them is the steady state of every
+# process measured (meter.CpuSpan). The Kafka Streams peer ran at 3-7k records/s for its first ~5 s
+# (JIT, its group settling), then at 30-40k; over 30,000 or 100,000 records its start dominated its CPU
+# per record (116-383 and 95-200 µs from run to run); over the second half of 200,000 it cost 29-44 µs.
+PROCESSOR_RECORDS = 200_000
 
 
 def main() -> None:
@@ -86,7 +91,7 @@ async def measured(
 async def secure_run(kafka: dict[str, str], *, quick: bool, profiler: Profiler) -> dict[str, object]:
     """receiver_rps, receiver_p99_ms and processor_eps over another Kafka connection (SASL_SSL, say), to
     set beside the PLAINTEXT figures of the same run: what encryption and logins cost."""
-    http_seconds, records = (2, 2000) if quick else (10, 30_000)
+    http_seconds, records = (2, 2000) if quick else (10, PROCESSOR_RECORDS)
     stamp = f"bench-{os.getpid()}-{int(time.time())}"
     env = {**kafka, "HOOKSTREAM_LOG_LEVEL": "WARNING", "HOOKSTREAM_NAMESPACE": f"{stamp}-secure-http"}
     http = await receivers.measure_server("kafka", env, free_port(), http_seconds, CONNECTIONS, profiler)
@@ -104,7 +109,8 @@ async def secure_run(kafka: dict[str, str], *, quick: bool, profiler: Profiler) 
 async def run(bootstrap: str, *, quick: bool, peers: bool, profiler: Profiler) -> dict[str, object]:
     stamp = f"bench-{os.getpid()}-{int(time.time())}"
     env = {**os.environ, "HOOKSTREAM_KAFKA_BOOTSTRAP": bootstrap, "HOOKSTREAM_LOG_LEVEL": "WARNING"}
-    http_seconds, records, e2e_seconds, warmup_seconds = (2, 2000, 2, 1) if quick else (10, 30_000, 10, 3)
+    quick_settings, full_settings = (2, 2000, 2, 1), (10, PROCESSOR_RECORDS, 10, 3)
+    http_seconds, records, e2e_seconds, warmup_seconds = quick_settings if quick else full_settings
 
     # Free ports, never fixed ones: another bench, or the suite's, may run beside this one.
     http_env = {**env, "HOOKSTREAM_NAMESPACE": f"{stamp}-http"}
@@ -171,6 +177,11 @@ RATIOS = {  # name: (numerator, denominator)
     "processor_vs_kafka": ("processor_eps", "baseline_kafka_eps"),
     "cpu_vs_kstreams": ("processor_cpu_us_per_record", "kstreams_cpu_us_per_record"),
     "eos_cpu_vs_kstreams_eos": ("processor_eos_cpu_us_per_record", "kstreams_eos_cpu_us_per_record"),
+    "steady_cpu_vs_kstreams": ("processor_steady_cpu_us_per_record", "kstreams_steady_cpu_us_per_record"),
+    "steady_eos_cpu_vs_kstreams_eos": (
+        "processor_eos_steady_cpu_us_per_record",
+        "kstreams_eos_steady_cpu_us_per_record",
+    ),
     "processor_vs_kstreams": ("processor_eps", "kstreams_eps"),
     "eos_vs_kstreams_eos": ("processor_eos_eps", "kstreams_eos_eps"),
     "two_workers_vs_kstreams": ("processor_two_workers_eps", "kstreams_eps"),
@@ -194,15 +205,20 @@ NOTES = {
     "baseline_http_rps": "same app, sink answers at once",
     "processor_eps": "{processor_vs_kafka:.2f} x baseline_kafka_eps, one worker, at_least_once",
     "processor_cpu_us_per_record": "{cpu_vs_kstreams:.2f} x kstreams_cpu_us_per_record",
+    "processor_steady_cpu_us_per_record": "{steady_cpu_vs_kstreams:.2f} x the peer's, steady state",
     "processor_eos_eps": "{eos_vs_kstreams_eos:.2f} x kstreams_eos_eps, one worker, exactly_once",
     "processor_eos_cpu_us_per_record": "{eos_cpu_vs_kstreams_eos:.2f} x kstreams_eos_cpu_us_per_record",
+    "processor_eos_steady_cpu_us_per_record": "{steady_eos_cpu_vs_kstreams_eos:.2f} x the peer's, steady",
     "processor_two_workers_eps": "{two_workers_vs_kstreams:.2f} x kstreams_eps, two workers together",
     "processor_two_workers_cpu_us_per_record": "two workers, at_least_once",
     "baseline_kafka_eps": "aiokafka consume -> orjson -> produce",
+    "baseline_kafka_cpu_us_per_record": "the same loop: one read and one write a record",
     "kstreams_eps": "Kafka Streams 4.1.1, one stream thread, at_least_once",
     "kstreams_cpu_us_per_record": "Kafka Streams, all JVM threads",
+    "kstreams_steady_cpu_us_per_record": "Kafka Streams, steady state: the second half of the records",
     "kstreams_eos_eps": "Kafka Streams, exactly_once_v2",
     "kstreams_eos_cpu_us_per_record": "Kafka Streams, exactly_once_v2",
+    "kstreams_eos_steady_cpu_us_per_record": "Kafka Streams, exactly_once_v2, steady state",
     "kstreams_error": "the peer did not run",
     "e2e_p50_ms": f"at {E2E_RATE} events/s",
     "e2e_p99_ms": f"at {E2E_RATE} events/s",

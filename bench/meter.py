@@ -50,10 +50,43 @@ def share(first: Sample, last: Sample) -> float:
 @dataclass(frozen=True)
 class Throughput:
     """Raw records per second (by output timestamps) and CPU microseconds per raw record (all threads of
-    every process, user + system, from the first outcome to the last)."""
+    every process, user + system, from the first outcome to the last; `steady_cpu_us_per_record` over the
+    second half of the records only, when progress was seen there)."""
 
     eps: float
     cpu_us_per_record: float
+    steady_cpu_us_per_record: float | None = None
+
+
+class CpuSpan:
+    """CPU samples of some processes as they work through `total` units: at the first unit done, at half
+    of them, and at the end. The second half is the steady state: a JVM's first seconds compile its hot
+    code (the Kafka Streams peer ran at 3-7k records/s for ~5 s, then at 30-40k) and a consumer group
+    settles; a run's whole span counts that start-up against the records of that one run."""
+
+    def __init__(self, pids: list[int], total: int) -> None:
+        self._pids, self._total = pids, total
+        self._first: Sample | None = None
+        self._half: Sample | None = None
+        self._last: Sample | None = None
+
+    def progress(self, done: int) -> None:
+        if self._first is None and done > 0:
+            self._first = sample(self._pids, done)
+        if self._half is None and self._total / 2 <= done < self._total:
+            self._half = sample(self._pids, done)
+
+    def finish(self, done: int) -> None:
+        self._last = sample(self._pids, done)
+
+    def throughput(self, eps: float) -> Throughput:
+        """`eps` with the CPU per record of the whole span and of its second half. A run so short that no
+        progress was seen before its end (`--quick`) counts the processes' CPU from their start."""
+        last = self._last
+        assert last is not None, "finish() first"
+        first = self._first if self._first is not None and self._first.done < last.done else None
+        steady = us_per_unit(self._half, last) if self._half is not None else None
+        return Throughput(eps, us_per_unit(first or Sample(0.0, 0.0, 0.0), last), steady)
 
 
 async def output_seconds(settings: Settings, topic: str) -> float:

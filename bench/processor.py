@@ -58,8 +58,11 @@ async def load(settings: Settings, count: int, duplicates_share: float) -> list[
     return sorted({topic for topic, _, _ in records})
 
 
-async def baseline_eps(settings: Settings, topics: list[str], count: int) -> float:
-    """consume → orjson.loads → orjson.dumps → produce (acks=all), committing after each batch."""
+async def baseline(settings: Settings, topics: list[str], count: int) -> meter.Throughput:
+    """consume → orjson.loads → orjson.dumps → produce (acks=all), committing after each batch, here in
+    the bench's own process: its records/s, and its CPU per record after the first batch. What
+    aiokafka costs a record that is read once and written once; a worker reads each raw record twice (raw,
+    keyed) and writes it three times or more (keyed, firehose, its type's topic, tags)."""
     out = f"{settings.namespace}.baseline"
     await ensure_topics(settings, [topic_spec(settings, out)])
     consumer = clients.consumer(
@@ -74,6 +77,7 @@ async def baseline_eps(settings: Settings, topics: list[str], count: int) -> flo
     await consumer.start()
     await producer.start()
     done = 0
+    span = meter.CpuSpan([os.getpid()], count)
     try:
         while done < count:
             batches = await consumer.getmany(timeout_ms=500, max_records=1000)
@@ -85,10 +89,12 @@ async def baseline_eps(settings: Settings, topics: list[str], count: int) -> flo
             await asyncio.gather(*acks)
             await consumer.commit()
             done += len(acks)
+            span.progress(done)
+        span.finish(done)
     finally:
         await consumer.stop()
         await producer.stop()
-    return count / await meter.output_seconds(settings, out)
+    return span.throughput(count / await meter.output_seconds(settings, out))
 
 
 async def _outcomes(port: int) -> float:
@@ -124,21 +130,19 @@ async def workers_run(
         )
         for port in ports
     ]
-    pids = [process.pid for process in processes]
-    first: meter.Sample | None = None
+    span = meter.CpuSpan([process.pid for process in processes], count)
     try:
-        async with profiler.attached(f"worker-{settings.processing_guarantee}-x{workers}", pids[0]):
-            while (done := sum([await _outcomes(port) for port in ports])) < count:
+        async with profiler.attached(f"worker-{settings.processing_guarantee}-x{workers}", processes[0].pid):
+            while (done := int(sum([await _outcomes(port) for port in ports]))) < count:
                 if any(process.returncode is not None for process in processes):
                     raise RuntimeError("a worker exited")
-                if first is None and done > 0:
-                    first = meter.sample(pids, done)
+                span.progress(done)
                 await asyncio.sleep(PROGRESS_EVERY_S)
-            last = meter.sample(pids, done)
+            span.finish(done)
     finally:
         await children.stop(processes)
     eps = count / await meter.output_seconds(settings, Topics(settings.namespace).events)
-    return meter.Throughput(eps, meter.us_per_unit(first or meter.Sample(0.0, 0.0, 0.0), last))
+    return span.throughput(eps)
 
 
 async def measure(
@@ -170,10 +174,14 @@ async def measure(
         settings = Settings.from_env(env)
         topics = await load(settings, count, duplicates_share)
         if name == "processor":
-            results["baseline_kafka_eps"] = await baseline_eps(settings, topics, count)
+            plain = await baseline(settings, topics, count)
+            results["baseline_kafka_eps"] = plain.eps
+            results["baseline_kafka_cpu_us_per_record"] = plain.cpu_us_per_record
         run = await workers_run(settings, count, env, profiler, workers)
         results[f"{name}_eps"] = run.eps
         results[f"{name}_cpu_us_per_record"] = run.cpu_us_per_record
+        if run.steady_cpu_us_per_record is not None:
+            results[f"{name}_steady_cpu_us_per_record"] = run.steady_cpu_us_per_record
         if peers and name == "processor":
             results.update(await kstreams.measure_both(settings, topics, count))
     return results

@@ -54,6 +54,8 @@ async def measure_both(settings: Settings, raw_topics: list[str], count: int) ->
             run = await _run(settings, classpath, guarantee, namespace, raw_topics, count)
             results[f"{name}_eps"] = run.eps
             results[f"{name}_cpu_us_per_record"] = run.cpu_us_per_record
+            if run.steady_cpu_us_per_record is not None:
+                results[f"{name}_steady_cpu_us_per_record"] = run.steady_cpu_us_per_record
     except PeerUnavailable as exc:
         print(f"kstreams peer skipped: {exc}", file=sys.stderr)
         return {"kstreams_error": str(exc)}
@@ -63,8 +65,8 @@ async def measure_both(settings: Settings, raw_topics: list[str], count: int) ->
 async def _run(
     settings: Settings, classpath: str, guarantee: str, namespace: str, raw_topics: list[str], count: int
 ) -> meter.Throughput:
-    """One peer process over `count` raw records: CPU sampled at the first record through its dedup step
-    and at the last, as for the worker."""
+    """One peer process over `count` raw records: CPU sampled at the first record through its dedup step,
+    at half of them and at the last, as for the worker (`meter.CpuSpan`)."""
     java = await asyncio.create_subprocess_exec(
         "java", "-cp", classpath, "hookstream.peer.Peer",
         settings.kafka_bootstrap, namespace, guarantee, namespace,
@@ -73,15 +75,14 @@ async def _run(
         stderr=subprocess.DEVNULL,
     )  # fmt: skip
     assert java.stdout is not None
-    first: meter.Sample | None = None
+    span = meter.CpuSpan([java.pid], count)
     try:
         async with asyncio.timeout(START_TIMEOUT_S + count / 100):
             while (line := await java.stdout.readline()) and (done := int(line.split()[-1])) < count:
-                if first is None and done > 0:
-                    first = meter.sample([java.pid], done)
+                span.progress(done)
         if not line:
             raise PeerUnavailable(f"the {guarantee} peer exited with {await java.wait()}")
-        last = meter.sample([java.pid], done)
+        span.finish(done)
     except TimeoutError as exc:
         raise PeerUnavailable(f"the {guarantee} peer did not finish {count} records in time") from exc
     finally:
@@ -89,4 +90,4 @@ async def _run(
             java.terminate()
         await java.wait()
     eps = count / await meter.output_seconds(settings, f"{namespace}.events")
-    return meter.Throughput(eps, meter.us_per_unit(first or meter.Sample(0.0, 0.0, 0.0), last))
+    return span.throughput(eps)

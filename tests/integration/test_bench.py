@@ -20,6 +20,7 @@ FIGURES = (
     "processor_eos_eps",
     "processor_eos_cpu_us_per_record",
     "baseline_kafka_eps",
+    "baseline_kafka_cpu_us_per_record",
     "e2e_p50_ms",
     "e2e_p99_ms",
     "e2e_cpu_share_receivers",
