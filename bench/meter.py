@@ -57,6 +57,13 @@ class Throughput:
     cpu_us_per_record: float
     steady_cpu_us_per_record: float | None = None
 
+    def figures(self, name: str) -> dict[str, float]:
+        """`<name>_eps`, `<name>_cpu_us_per_record` and, where measured, `<name>_steady_cpu_us_per_record`."""
+        figures = {f"{name}_eps": self.eps, f"{name}_cpu_us_per_record": self.cpu_us_per_record}
+        if self.steady_cpu_us_per_record is not None:
+            figures[f"{name}_steady_cpu_us_per_record"] = self.steady_cpu_us_per_record
+        return figures
+
 
 class CpuSpan:
     """CPU samples of some processes as they work through `total` units: at the first unit done, at half

@@ -178,10 +178,7 @@ async def measure(
             results["baseline_kafka_eps"] = plain.eps
             results["baseline_kafka_cpu_us_per_record"] = plain.cpu_us_per_record
         run = await workers_run(settings, count, env, profiler, workers)
-        results[f"{name}_eps"] = run.eps
-        results[f"{name}_cpu_us_per_record"] = run.cpu_us_per_record
-        if run.steady_cpu_us_per_record is not None:
-            results[f"{name}_steady_cpu_us_per_record"] = run.steady_cpu_us_per_record
+        results.update(run.figures(name))
         if peers and name == "processor":
             results.update(await kstreams.measure_both(settings, topics, count))
     return results

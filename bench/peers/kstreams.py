@@ -52,10 +52,7 @@ async def measure_both(settings: Settings, raw_topics: list[str], count: int) ->
         for name, guarantee in GUARANTEES.items():
             namespace = f"{settings.namespace}-{name}"
             run = await _run(settings, classpath, guarantee, namespace, raw_topics, count)
-            results[f"{name}_eps"] = run.eps
-            results[f"{name}_cpu_us_per_record"] = run.cpu_us_per_record
-            if run.steady_cpu_us_per_record is not None:
-                results[f"{name}_steady_cpu_us_per_record"] = run.steady_cpu_us_per_record
+            results.update(run.figures(name))
     except PeerUnavailable as exc:
         print(f"kstreams peer skipped: {exc}", file=sys.stderr)
         return {"kstreams_error": str(exc)}

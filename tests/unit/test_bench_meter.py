@@ -76,3 +76,15 @@ def test_a_run_seen_only_at_its_end_counts_from_the_process_start() -> None:
     result = span.throughput(1.0)
     assert since_start_before / 100 * 1e6 <= result.cpu_us_per_record <= since_start_after / 100 * 1e6
     assert result.steady_cpu_us_per_record is None
+
+
+def test_a_throughput_names_its_figures_and_only_those_measured() -> None:
+    assert meter.Throughput(5000.0, 140.0, 150.0).figures("processor") == {
+        "processor_eps": 5000.0,
+        "processor_cpu_us_per_record": 140.0,
+        "processor_steady_cpu_us_per_record": 150.0,
+    }
+    assert meter.Throughput(5000.0, 140.0).figures("kstreams") == {
+        "kstreams_eps": 5000.0,
+        "kstreams_cpu_us_per_record": 140.0,
+    }
